@@ -1,0 +1,396 @@
+//! UDP listeners of L4 services: datagrams are grouped into flows by (client, local address);
+//! each flow gets its own connected upstream socket, and replies leave from the address the
+//! client sent to. Idle flows expire through the flow table's deadline heap. Does IO.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use futures_lite::future;
+use smol::channel::Receiver;
+
+use crate::balance::{self, Pick};
+use crate::l4::flows::{Expired, FlowKey, FlowTable};
+use crate::plan::{Route, Target};
+use crate::state::{self, ServiceSlot, ServiceStats, Shared};
+use crate::sys;
+
+/// Largest datagram we relay (the IPv4/IPv6 UDP payload maximum).
+const MAX_DATAGRAM: usize = 65_535;
+/// Datagrams read per wake-up before expiry and other tasks get a turn.
+const RECV_BATCH: usize = 64;
+/// Datagrams held for a flow whose upstream socket is still being set up (name lookup).
+const PENDING_DATAGRAMS: usize = 16;
+
+/// Messages from the supervisor to a UDP listener. Closing the channel stops it at once.
+pub enum UdpControl {
+    /// The listener was removed: admit no new flows, exit when the last flow expires.
+    Drain,
+    /// The listener was re-added before it finished draining.
+    Resume,
+}
+
+enum FlowState {
+    /// Waiting for the target's name and upstream socket; datagrams queue here.
+    Pending {
+        queue: Vec<Vec<u8>>,
+        _setup: Option<smol::Task<()>>,
+    },
+    Ready {
+        upstream: Rc<Async<UdpSocket>>,
+        _replies: smol::Task<()>,
+    },
+}
+
+struct UdpFlow {
+    route: String,
+    target: RefCell<Option<Target>>,
+    state: RefCell<FlowState>,
+    up: Cell<u64>,
+    down: Rc<Cell<u64>>,
+    last_reply: Rc<Cell<Instant>>,
+}
+
+type Table = Rc<RefCell<FlowTable<Rc<UdpFlow>>>>;
+
+struct Listener {
+    sock: Rc<Async<UdpSocket>>,
+    addr: SocketAddr,
+    slot: Rc<RefCell<Rc<ServiceSlot>>>,
+    shared: Rc<Shared>,
+    table: Table,
+}
+
+/// Serve one UDP socket until the control channel closes (or, draining, no flow is left).
+pub async fn serve(
+    sock: Rc<Async<UdpSocket>>,
+    addr: SocketAddr,
+    slot: Rc<RefCell<Rc<ServiceSlot>>>,
+    control: Receiver<UdpControl>,
+    shared: Rc<Shared>,
+) {
+    let svc = slot.borrow().current();
+    let table = Rc::new(RefCell::new(FlowTable::new(
+        svc.udp.max_flows,
+        svc.udp.max_flows_per_ip,
+    )));
+    let me = Listener {
+        sock,
+        addr,
+        slot,
+        shared,
+        table,
+    };
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut draining = false;
+    enum Wake {
+        Readable,
+        Deadline,
+        Control(Option<UdpControl>),
+    }
+    loop {
+        let next = me.table.borrow().next_deadline();
+        let wake = future::or(
+            future::or(async { Wake::Control(control.recv().await.ok()) }, async {
+                let _ = me.sock.readable().await;
+                Wake::Readable
+            }),
+            async {
+                match next {
+                    Some(at) => Timer::at(at).await,
+                    None => future::pending().await,
+                };
+                Wake::Deadline
+            },
+        )
+        .await;
+        let expired = me
+            .table
+            .borrow_mut()
+            .expire(Instant::now(), |f| Some(f.last_reply.get()));
+        for e in expired {
+            me.finish(e, "idle_timeout");
+        }
+        match wake {
+            Wake::Control(None) => {
+                let all = me.table.borrow_mut().drain();
+                for e in all {
+                    me.finish(e, "shutdown");
+                }
+                return;
+            }
+            Wake::Control(Some(UdpControl::Drain)) => draining = true,
+            Wake::Control(Some(UdpControl::Resume)) => draining = false,
+            Wake::Deadline => {}
+            Wake::Readable => {
+                for _ in 0..RECV_BATCH {
+                    match sys::recv_with_dst(me.sock.get_ref(), &mut buf) {
+                        Ok((n, from, dst)) => {
+                            me.datagram(buf.get(..n).unwrap_or_default(), from, dst, draining)
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            log::debug!("udp {}: receive error: {e}", me.addr);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        me.slot
+            .borrow()
+            .stats
+            .udp_flows
+            .set(me.table.borrow().len());
+        if draining && me.table.borrow().is_empty() {
+            log::info!("udp {}: drained, socket closed", me.addr);
+            return;
+        }
+    }
+}
+
+impl Listener {
+    fn stats(&self) -> Rc<ServiceStats> {
+        self.slot.borrow().stats.clone()
+    }
+
+    fn datagram(&self, data: &[u8], client: SocketAddr, dst: Option<IpAddr>, draining: bool) {
+        let local = SocketAddr::new(dst.unwrap_or(self.addr.ip()), self.addr.port());
+        let key = FlowKey { client, local };
+        let now = Instant::now();
+        let existing = self.table.borrow_mut().touch(&key, now).cloned();
+        if let Some(flow) = existing {
+            self.forward(&flow, data);
+            return;
+        }
+        let stats = self.stats();
+        if draining {
+            state::add(&stats.udp_dropped, 1);
+            return;
+        }
+        let slot = self.slot.borrow().clone();
+        let svc = slot.current();
+        // Protocol routing arrives with the multiplexer; until then the default route.
+        let Some(route) = svc.udp_default.clone() else {
+            state::add(&stats.udp_dropped, 1);
+            log::debug!("udp {client} -> {local}: no udp_target; dropped");
+            return;
+        };
+        let lifetime = route.idle_lifetime.unwrap_or(svc.udp.idle_lifetime);
+        let flow = Rc::new(UdpFlow {
+            route: route.name.clone(),
+            target: RefCell::new(None),
+            state: RefCell::new(FlowState::Pending {
+                queue: vec![data.to_vec()],
+                _setup: None,
+            }),
+            up: Cell::new(data.len() as u64),
+            down: Rc::default(),
+            last_reply: Rc::new(Cell::new(now)),
+        });
+        let mut table = self.table.borrow_mut();
+        table.set_limits(svc.udp.max_flows, svc.udp.max_flows_per_ip);
+        if let Err((why, _)) = table.insert(key, flow.clone(), now, lifetime) {
+            state::add(&stats.udp_dropped, 1);
+            log::debug!("udp {client} -> {local}: new flow refused: {why:?}");
+            return;
+        }
+        drop(table);
+        state::add(&stats.udp_total, 1);
+        state::add(&stats.bytes_up, data.len() as u64);
+        let setup = setup_flow(
+            Rc::downgrade(&flow),
+            Rc::downgrade(&self.table),
+            key,
+            route,
+            slot,
+            self.sock.clone(),
+            self.shared.clone(),
+        );
+        let task = state::spawn(setup);
+        if let FlowState::Pending { _setup, .. } = &mut *flow.state.borrow_mut() {
+            *_setup = Some(task);
+        }
+    }
+
+    fn forward(&self, flow: &UdpFlow, data: &[u8]) {
+        flow.up.set(flow.up.get() + data.len() as u64);
+        state::add(&self.stats().bytes_up, data.len() as u64);
+        match &mut *flow.state.borrow_mut() {
+            FlowState::Ready { upstream, .. } => {
+                // A full socket buffer drops the datagram, as the network would.
+                if let Err(e) = upstream.get_ref().send(data) {
+                    state::add(&self.stats().udp_dropped, 1);
+                    log::debug!("udp: send upstream failed: {e}");
+                }
+            }
+            FlowState::Pending { queue, .. } => {
+                if queue.len() < PENDING_DATAGRAMS {
+                    queue.push(data.to_vec());
+                } else {
+                    state::add(&self.stats().udp_dropped, 1);
+                }
+            }
+        }
+    }
+
+    fn finish(&self, e: Expired<Rc<UdpFlow>>, end: &str) {
+        let f = &e.value;
+        let target = f
+            .target
+            .borrow()
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), Target::to_string);
+        log::info!(
+            target: crate::logging::ACCESS,
+            "udp {} -> {} route={} target={target} up={} down={} dur={:.3}s end={end}",
+            e.key.client,
+            e.key.local,
+            f.route,
+            f.up.get(),
+            f.down.get(),
+            e.created.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Resolve the target, open the connected upstream socket, flush queued datagrams and start
+/// relaying replies. Holds only weak references, so an expired flow cancels it.
+async fn setup_flow(
+    flow: Weak<UdpFlow>,
+    table: Weak<RefCell<FlowTable<Rc<UdpFlow>>>>,
+    key: FlowKey,
+    route: Route,
+    slot: Rc<ServiceSlot>,
+    listener: Rc<Async<UdpSocket>>,
+    shared: Rc<Shared>,
+) {
+    let pick = Pick {
+        client: key.client,
+        round: slot.next_round(&route.name),
+        random: fastrand::u64(..),
+        load: &|i| route.targets.get(i).map_or(0, |t| shared.load_of(t)),
+    };
+    let mut opened = None;
+    for i in balance::order(route.balance, &route.targets, &pick) {
+        let Some(target) = route.targets.get(i) else {
+            continue;
+        };
+        match shared.resolver.resolve(target).await {
+            Ok(addrs) => match addrs.first().map(|a| connect_upstream(*a)) {
+                Some(Ok(sock)) => {
+                    opened = Some((sock, target.clone()));
+                    break;
+                }
+                Some(Err(e)) => {
+                    log::warn!("udp {}: cannot open socket to {target}: {e}", key.client)
+                }
+                None => {}
+            },
+            Err(e) => log::warn!(
+                "udp {}: cannot resolve target {target}: {e}; trying the next one",
+                key.client
+            ),
+        }
+    }
+    let Some(flow) = flow.upgrade() else { return };
+    let Some((upstream, target)) = opened else {
+        if let Some(table) = table.upgrade() {
+            table.borrow_mut().remove(&key);
+        }
+        log::info!(
+            target: crate::logging::ACCESS,
+            "udp {} -> {} route={} target=- up={} down=0 dur=0.000s end=connect_failed",
+            key.client,
+            key.local,
+            route.name,
+            flow.up.get()
+        );
+        return;
+    };
+    let upstream = Rc::new(upstream);
+    *flow.target.borrow_mut() = Some(target.clone());
+    let replies = state::spawn(relay_replies(
+        upstream.clone(),
+        listener,
+        key,
+        flow.down.clone(),
+        flow.last_reply.clone(),
+        slot.stats.clone(),
+        shared.hold_target(&target),
+    ));
+    let old = std::mem::replace(
+        &mut *flow.state.borrow_mut(),
+        FlowState::Ready {
+            upstream: upstream.clone(),
+            _replies: replies,
+        },
+    );
+    if let FlowState::Pending { queue, _setup } = old {
+        for d in queue {
+            let _ = upstream.get_ref().send(&d);
+        }
+        // `_setup` is this very task: detach it rather than cancel it while it runs.
+        if let Some(t) = _setup {
+            t.detach();
+        }
+    }
+}
+
+fn connect_upstream(addr: SocketAddr) -> io::Result<Async<UdpSocket>> {
+    let any: SocketAddr = if addr.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = UdpSocket::bind(any)?;
+    sock.connect(addr)?;
+    Async::new(sock)
+}
+
+async fn relay_replies(
+    upstream: Rc<Async<UdpSocket>>,
+    listener: Rc<Async<UdpSocket>>,
+    key: FlowKey,
+    down: Rc<Cell<u64>>,
+    last_reply: Rc<Cell<Instant>>,
+    stats: Rc<ServiceStats>,
+    _hold: state::TargetHold,
+) {
+    let from = (key.local.ip() != listener_ip(&listener)).then_some(key.local.ip());
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match upstream.recv(&mut buf).await {
+            Ok(n) => {
+                let data = buf.get(..n).unwrap_or_default();
+                match sys::send_from(listener.get_ref(), data, key.client, from) {
+                    Ok(_) => {
+                        down.set(down.get() + n as u64);
+                        state::add(&stats.bytes_down, n as u64);
+                        last_reply.set(Instant::now());
+                    }
+                    Err(e) => {
+                        state::add(&stats.udp_dropped, 1);
+                        log::debug!("udp {}: reply dropped: {e}", key.client);
+                    }
+                }
+            }
+            // ICMP port unreachable from the target surfaces here; the flow lives on.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(e) => {
+                // Unexpected: back off a little rather than spin on a persistent error.
+                log::debug!("udp {}: upstream receive error: {e}", key.client);
+                Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn listener_ip(sock: &Async<UdpSocket>) -> IpAddr {
+    sock.get_ref()
+        .local_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+}

@@ -1,0 +1,118 @@
+//! The `sluice` command: CLI, logging set-up, and handing the validated plan to the
+//! supervisor. Everything else lives in the library (src/lib.rs).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use argh::FromArgs;
+use sluice::{config, logging, reload, state};
+
+/// sluice: L4 TCP/UDP reverse proxy with a protocol multiplexer. Set the log level with the
+/// SLUICE_LOG environment variable (error, warn, info, debug, trace; default info).
+#[derive(FromArgs)]
+struct Args {
+    /// configuration file (TOML)
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+
+    /// write access.log and sluice.log in this directory instead of stderr (SIGUSR1 reopens)
+    #[argh(option, short = 'l')]
+    log_dir: Option<PathBuf>,
+
+    /// validate the config, print what would listen and route, exit 0 (ok) or 1 (errors)
+    #[argh(switch)]
+    check: bool,
+
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
+    version: bool,
+}
+
+fn main() -> ExitCode {
+    let args: Args = argh::from_env();
+    if args.version {
+        println!("sluice {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let Some(path) = args.config else {
+        eprintln!("sluice: no config file given; use -c FILE (see --help)");
+        return ExitCode::FAILURE;
+    };
+    let file = path.display().to_string();
+    if args.check {
+        return match config::load(&path) {
+            Ok(loaded) => {
+                print!("{}", config::describe(&loaded, &file));
+                for note in loaded
+                    .plan
+                    .unsupported()
+                    .iter()
+                    .chain(&loaded.plan.limitations())
+                {
+                    println!("note      {note}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let level = match logging::level_from_env() {
+        Ok(l) => l,
+        Err(msg) => {
+            eprintln!("sluice: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match &args.log_dir {
+        Some(dir) => {
+            if let Err(e) = logging::init_files(dir, level) {
+                eprintln!("sluice: cannot open log files in {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        None => logging::init_stderr(level),
+    }
+
+    let loaded = match config::load(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("config rejected:\n{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in &loaded.warnings {
+        log::warn!("{file}:{}:{}: {}", w.line, w.col, w.message);
+    }
+    let unsupported = loaded.plan.unsupported();
+    if !unsupported.is_empty() {
+        log::error!("config rejected: {}", unsupported.join("; "));
+        return ExitCode::FAILURE;
+    }
+    for l in loaded.plan.limitations() {
+        log::warn!("{l}");
+    }
+    if !loaded.plan.http_apps.is_empty() {
+        log::warn!(
+            "this version does not serve HTTP apps yet ({}); only the L4 services and the status page run",
+            loaded.plan.http_apps.join(", ")
+        );
+    }
+    let shared = state::Shared::new(loaded.plan, file);
+    let mut supervisor = reload::Supervisor::new(shared, path);
+    if let Err(e) = supervisor.start() {
+        log::error!("{e}");
+        return ExitCode::FAILURE;
+    }
+    match state::block_on(supervisor.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

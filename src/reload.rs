@@ -1,0 +1,451 @@
+//! The supervisor: applies a plan as a diff of listening sockets, polls the config file's
+//! (mtime, size, inode) about once a second and on SIGHUP, keeps the running config when a
+//! new one fails, reopens logs on SIGUSR1 and drains on SIGTERM/SIGINT. Does IO.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_io::{Async, Timer};
+use async_signal::{Signal, Signals};
+use futures_lite::{StreamExt, future};
+use smol::channel::Sender;
+
+use crate::l4::udp::UdpControl;
+use crate::plan::{ListenerKey, Plan, Role, Transport, diff_listeners};
+use crate::state::{self, ServiceSlot, Shared};
+use crate::{config, l4, logging, status, sys};
+
+/// How often the config file is checked for changes.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What identifies one version of a file on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    mtime: Option<SystemTime>,
+    size: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    pub fn of(path: &Path) -> io::Result<Self> {
+        let m = std::fs::metadata(path)?;
+        Ok(FileStamp {
+            mtime: m.modified().ok(),
+            size: m.len(),
+            inode: m.ino(),
+        })
+    }
+}
+
+/// A running listening socket and what feeds it.
+struct Running {
+    key: ListenerKey,
+    /// Which service this socket feeds (none for the status page); repointed when a reload
+    /// moves the address to another service.
+    slot: Option<Rc<RefCell<Rc<ServiceSlot>>>>,
+    tcp: Option<Rc<Async<TcpListener>>>,
+    udp_control: Option<Sender<UdpControl>>,
+    /// Dropping it stops a TCP accept loop or status server.
+    _task: Option<smol::Task<()>>,
+}
+
+/// A socket bound for a plan that is not applied yet.
+enum Bound {
+    Tcp(Async<TcpListener>),
+    Udp(Async<UdpSocket>),
+    /// A UDP socket still draining from an earlier removal, to be resumed.
+    Revive(usize),
+}
+
+pub struct Supervisor {
+    shared: Rc<Shared>,
+    path: PathBuf,
+    running: Vec<Running>,
+    /// Removed UDP listeners whose flows still live.
+    draining_udp: Vec<Running>,
+    stamp: Option<FileStamp>,
+    missing_reported: bool,
+}
+
+impl Supervisor {
+    pub fn new(shared: Rc<Shared>, path: PathBuf) -> Self {
+        let stamp = FileStamp::of(&path).ok();
+        Supervisor {
+            shared,
+            path,
+            running: Vec::new(),
+            draining_udp: Vec::new(),
+            stamp,
+            missing_reported: false,
+        }
+    }
+
+    /// Bind and start everything of the initial plan.
+    ///
+    /// # Errors
+    /// A socket could not be bound; nothing is left running.
+    pub fn start(&mut self) -> Result<(), String> {
+        let plan = self.shared.plan.borrow().clone();
+        self.apply(&plan)?;
+        self.shared.generation.set(1);
+        log::info!("ready: {}", self.describe_listeners());
+        Ok(())
+    }
+
+    fn describe_listeners(&self) -> String {
+        let parts: Vec<String> = self
+            .running
+            .iter()
+            .map(|r| {
+                let t = match r.key.transport {
+                    Transport::Tcp => "tcp",
+                    Transport::Udp => "udp",
+                };
+                match r.key.role {
+                    Role::Status => format!("status {t} {}", r.key.addr),
+                    Role::L4(_) => format!("{t} {}", r.key.addr),
+                }
+            })
+            .collect();
+        if parts.is_empty() {
+            "no listeners".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// Make the running sockets match `plan`. All new sockets are bound before anything
+    /// changes, so a bind failure leaves the old configuration untouched.
+    fn apply(&mut self, plan: &Rc<Plan>) -> Result<(), String> {
+        let old_keys: Vec<ListenerKey> = self.running.iter().map(|r| r.key).collect();
+        let diff = diff_listeners(&old_keys, &plan.listeners());
+
+        let mut bound = Vec::new();
+        for key in &diff.add {
+            let revive = (key.transport == Transport::Udp)
+                .then(|| {
+                    self.draining_udp
+                        .iter()
+                        .position(|r| r.key.addr == key.addr)
+                })
+                .flatten();
+            let b = match (revive, key.transport) {
+                (Some(i), _) => Ok(Bound::Revive(i)),
+                (None, Transport::Tcp) => sys::bind_tcp(key.addr, backlog_of(plan, key))
+                    .and_then(Async::new)
+                    .map(Bound::Tcp),
+                (None, Transport::Udp) => {
+                    sys::bind_udp(key.addr).and_then(Async::new).map(Bound::Udp)
+                }
+            };
+            match b {
+                Ok(b) => bound.push((*key, b)),
+                Err(e) => {
+                    let t = if key.transport == Transport::Tcp {
+                        "tcp"
+                    } else {
+                        "udp"
+                    };
+                    return Err(format!("cannot listen on {t} {}: {e}", key.addr));
+                }
+            }
+        }
+
+        // Commit: nothing below can fail.
+        *self.shared.plan.borrow_mut() = plan.clone();
+        self.shared.resolver.set_settings(plan.dns);
+        let slots = self.update_slots(plan);
+
+        for (old, new) in &diff.keep {
+            let Some(r) = self.running.iter_mut().find(|r| r.key == *old) else {
+                continue;
+            };
+            r.key = *new;
+            if let (Role::L4(i), Some(cell)) = (new.role, &r.slot)
+                && let Some(slot) = slots.get(i)
+            {
+                *cell.borrow_mut() = slot.clone();
+            }
+            if let Some(l) = &r.tcp
+                && old.role != Role::Status
+                && let Err(e) = sys::set_backlog(l.get_ref(), backlog_of(plan, new))
+            {
+                log::warn!("tcp {}: cannot change backlog: {e}", new.addr);
+            }
+        }
+        for key in &diff.remove {
+            let Some(i) = self.running.iter().position(|r| r.key == *key) else {
+                continue;
+            };
+            let r = self.running.swap_remove(i);
+            match key.transport {
+                Transport::Tcp => log::info!(
+                    "tcp {}: listener removed; open connections continue",
+                    key.addr
+                ),
+                Transport::Udp => {
+                    log::info!("udp {}: listener removed; draining its flows", key.addr);
+                    if let Some(tx) = &r.udp_control {
+                        let _ = tx.try_send(UdpControl::Drain);
+                    }
+                    self.draining_udp.push(r);
+                }
+            }
+        }
+        // Revive indices refer to draining_udp as it was; take them out highest first.
+        let mut revive: Vec<(ListenerKey, usize)> = bound
+            .iter()
+            .filter_map(|(k, b)| {
+                if let Bound::Revive(i) = b {
+                    Some((*k, *i))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        revive.sort_by_key(|r| std::cmp::Reverse(r.1));
+        for (key, i) in revive {
+            let mut r = self.draining_udp.swap_remove(i);
+            if let Some(tx) = &r.udp_control {
+                let _ = tx.try_send(UdpControl::Resume);
+            }
+            if let (Role::L4(s), Some(cell)) = (key.role, &r.slot)
+                && let Some(slot) = slots.get(s)
+            {
+                *cell.borrow_mut() = slot.clone();
+            }
+            r.key = key;
+            self.running.push(r);
+        }
+        for (key, b) in bound {
+            let slot = match key.role {
+                Role::L4(i) => slots.get(i).map(|s| Rc::new(RefCell::new(s.clone()))),
+                Role::Status => None,
+            };
+            match (b, &slot) {
+                (Bound::Revive(_), _) => {}
+                (Bound::Tcp(l), None) => {
+                    let l = Rc::new(l);
+                    let task = state::spawn(status::serve(l.clone(), self.shared.clone()));
+                    self.running.push(Running {
+                        key,
+                        slot,
+                        tcp: Some(l),
+                        udp_control: None,
+                        _task: Some(task),
+                    });
+                }
+                (Bound::Tcp(l), Some(cell)) => {
+                    let l = Rc::new(l);
+                    let task = state::spawn(l4::tcp::accept_loop(
+                        l.clone(),
+                        key.addr,
+                        cell.clone(),
+                        self.shared.clone(),
+                    ));
+                    self.running.push(Running {
+                        key,
+                        slot,
+                        tcp: Some(l),
+                        udp_control: None,
+                        _task: Some(task),
+                    });
+                }
+                (Bound::Udp(u), Some(cell)) => {
+                    let (tx, rx) = smol::channel::unbounded();
+                    // The loop ends by itself when its control channel closes or, draining,
+                    // when its last flow expires.
+                    state::spawn(l4::udp::serve(
+                        Rc::new(u),
+                        key.addr,
+                        cell.clone(),
+                        rx,
+                        self.shared.clone(),
+                    ))
+                    .detach();
+                    self.running.push(Running {
+                        key,
+                        slot,
+                        tcp: None,
+                        udp_control: Some(tx),
+                        _task: None,
+                    });
+                }
+                (Bound::Udp(_), None) => {}
+            }
+        }
+        // Draining UDP listeners whose loop has ended are gone for good.
+        self.draining_udp.retain(|r| {
+            r.udp_control
+                .as_ref()
+                .is_some_and(|tx| tx.receiver_count() > 0)
+        });
+        Ok(())
+    }
+
+    /// One slot per service of `plan` (by name, so counters survive reloads), in plan order.
+    fn update_slots(&self, plan: &Plan) -> Vec<Rc<ServiceSlot>> {
+        let mut slots = self.shared.slots.borrow_mut();
+        let mut out = Vec::new();
+        for svc in &plan.l4 {
+            let slot = match slots.get(&svc.name) {
+                Some(s) => {
+                    *s.svc.borrow_mut() = Rc::new(svc.clone());
+                    s.clone()
+                }
+                None => {
+                    let s = Rc::new(ServiceSlot::new(svc.clone()));
+                    slots.insert(svc.name.clone(), s.clone());
+                    s
+                }
+            };
+            out.push(slot);
+        }
+        slots.retain(|name, _| plan.l4.iter().any(|s| &s.name == name));
+        out
+    }
+
+    /// Check the config file; reload when it changed (or always, when `force`).
+    fn check(&mut self, force: bool) {
+        let stamp = match FileStamp::of(&self.path) {
+            Ok(s) => s,
+            Err(e) => {
+                if !self.missing_reported {
+                    log::warn!(
+                        "config {}: {e}; keeping the running config",
+                        self.path.display()
+                    );
+                    self.missing_reported = true;
+                }
+                return;
+            }
+        };
+        self.missing_reported = false;
+        if !force && Some(stamp) == self.stamp {
+            return;
+        }
+        self.stamp = Some(stamp);
+        let started = Instant::now();
+        let generation = self.shared.generation.get();
+        let loaded = match config::load(&self.path) {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!("config rejected, still running generation {generation}:\n{e}");
+                return;
+            }
+        };
+        for w in &loaded.warnings {
+            log::warn!(
+                "{}:{}:{}: {}",
+                self.path.display(),
+                w.line,
+                w.col,
+                w.message
+            );
+        }
+        let unsupported = loaded.plan.unsupported();
+        if !unsupported.is_empty() {
+            log::error!(
+                "config rejected, still running generation {generation}: {}",
+                unsupported.join("; ")
+            );
+            return;
+        }
+        for l in loaded.plan.limitations() {
+            log::warn!("{l}");
+        }
+        let plan = Rc::new(loaded.plan);
+        if **self.shared.plan.borrow() == *plan && !force {
+            log::debug!("config {}: touched but unchanged", self.path.display());
+            return;
+        }
+        match self.apply(&plan) {
+            Ok(()) => {
+                self.shared.generation.set(generation + 1);
+                log::info!(
+                    "config applied (generation {}) in {:.1} ms: {}",
+                    generation + 1,
+                    started.elapsed().as_secs_f64() * 1e3,
+                    self.describe_listeners()
+                );
+            }
+            Err(e) => log::error!("config rejected, still running generation {generation}: {e}"),
+        }
+    }
+
+    /// Poll and handle signals until SIGTERM/SIGINT, then drain and return.
+    pub async fn run(mut self) -> io::Result<()> {
+        let mut signals = Signals::new([Signal::Hup, Signal::Usr1, Signal::Term, Signal::Int])?;
+        loop {
+            let next = future::or(async { signals.next().await.and_then(Result::ok) }, async {
+                Timer::after(POLL_INTERVAL).await;
+                None
+            })
+            .await;
+            match next {
+                None => self.check(false),
+                Some(Signal::Hup) => {
+                    log::info!("SIGHUP: reloading {}", self.path.display());
+                    self.check(true);
+                }
+                Some(Signal::Usr1) => logging::reopen(),
+                Some(sig) => {
+                    log::info!("{sig:?}: stopping");
+                    break;
+                }
+            }
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    async fn shutdown(self) {
+        let open: usize = self
+            .shared
+            .slots
+            .borrow()
+            .values()
+            .map(|s| s.stats.tcp_active.get())
+            .sum();
+        let deadline = self.shared.plan.borrow().drain_timeout;
+        // Dropping the accept tasks and closing the UDP control channels stops all listeners.
+        drop(self.running);
+        drop(self.draining_udp);
+        log::info!("draining {open} open connection(s), up to {deadline:?}");
+        let drained = future::or(
+            async {
+                self.shared.drain.wait_idle().await;
+                true
+            },
+            async {
+                Timer::after(deadline).await;
+                false
+            },
+        )
+        .await;
+        if drained {
+            log::info!("all connections closed; exiting");
+        } else {
+            let left: usize = self
+                .shared
+                .slots
+                .borrow()
+                .values()
+                .map(|s| s.stats.tcp_active.get())
+                .sum();
+            log::warn!("drain timeout: closing {left} connection(s); exiting");
+        }
+    }
+}
+
+fn backlog_of(plan: &Plan, key: &ListenerKey) -> u32 {
+    match key.role {
+        Role::L4(i) => plan.l4.get(i).map_or(1024, |s| s.tcp.backlog),
+        Role::Status => 64,
+    }
+}

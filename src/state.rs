@@ -1,0 +1,172 @@
+//! Runtime state shared by the supervisor, the listeners and the status page on the one
+//! event-loop thread: the running plan, per-service slots and counters, per-target load,
+//! the DNS resolver and the drain tracker. No IO of its own.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Instant;
+
+use smol::channel::{Receiver, Sender};
+
+use crate::dns::Resolver;
+use crate::plan::{L4Service, Plan, Target};
+
+thread_local! {
+    static EXECUTOR: smol::LocalExecutor<'static> = const { smol::LocalExecutor::new() };
+}
+
+/// Spawn a task on the event-loop thread's executor.
+pub fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> smol::Task<T> {
+    EXECUTOR.with(|ex| ex.spawn(fut))
+}
+
+/// Run `fut` (and every task it spawns) on this thread until it completes.
+pub fn block_on<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
+    EXECUTOR.with(|ex| async_io::block_on(ex.run(fut)))
+}
+
+/// Live counters of one L4 service; they survive reloads (keyed by service name).
+#[derive(Default)]
+pub struct ServiceStats {
+    pub tcp_active: Cell<usize>,
+    pub tcp_total: Cell<u64>,
+    pub tcp_refused: Cell<u64>,
+    pub tcp_failed: Cell<u64>,
+    pub udp_flows: Cell<usize>,
+    pub udp_total: Cell<u64>,
+    pub udp_dropped: Cell<u64>,
+    pub bytes_up: Cell<u64>,
+    pub bytes_down: Cell<u64>,
+}
+
+pub fn add(cell: &Cell<u64>, n: u64) {
+    cell.set(cell.get().saturating_add(n));
+}
+
+/// The current definition of one L4 service plus what outlives a reload of it.
+pub struct ServiceSlot {
+    pub svc: RefCell<Rc<L4Service>>,
+    pub stats: Rc<ServiceStats>,
+    /// Round-robin counters per route name.
+    rounds: RefCell<HashMap<String, usize>>,
+}
+
+impl ServiceSlot {
+    pub fn new(svc: L4Service) -> Self {
+        ServiceSlot {
+            svc: RefCell::new(Rc::new(svc)),
+            stats: Rc::default(),
+            rounds: RefCell::default(),
+        }
+    }
+
+    pub fn current(&self) -> Rc<L4Service> {
+        self.svc.borrow().clone()
+    }
+
+    /// The route's round-robin counter, post-incremented.
+    pub fn next_round(&self, route: &str) -> usize {
+        let mut rounds = self.rounds.borrow_mut();
+        let r = rounds.entry(route.to_owned()).or_insert(0);
+        let now = *r;
+        *r = r.wrapping_add(1);
+        now
+    }
+}
+
+/// Counts open connections; shutdown waits until every [`DrainGuard`] is dropped.
+pub struct DrainTracker {
+    tx: RefCell<Option<Sender<()>>>,
+    rx: Receiver<()>,
+}
+
+/// Held by each open TCP connection.
+pub struct DrainGuard {
+    _tx: Option<Sender<()>>,
+}
+
+impl DrainTracker {
+    fn new() -> Self {
+        let (tx, rx) = smol::channel::bounded(1);
+        DrainTracker {
+            tx: RefCell::new(Some(tx)),
+            rx,
+        }
+    }
+
+    pub fn guard(&self) -> DrainGuard {
+        DrainGuard {
+            _tx: self.tx.borrow().clone(),
+        }
+    }
+
+    /// Resolves once every guard handed out so far is dropped.
+    pub async fn wait_idle(&self) {
+        self.tx.borrow_mut().take();
+        // No one sends: recv() returns Err once the last sender is gone.
+        let _ = self.rx.recv().await;
+    }
+}
+
+/// Everything the event loop shares.
+pub struct Shared {
+    pub started: Instant,
+    pub config_path: String,
+    pub plan: RefCell<Rc<Plan>>,
+    pub generation: Cell<u64>,
+    pub slots: RefCell<HashMap<String, Rc<ServiceSlot>>>,
+    pub target_load: RefCell<HashMap<Target, usize>>,
+    pub resolver: Resolver,
+    pub drain: DrainTracker,
+}
+
+impl Shared {
+    pub fn new(plan: Plan, config_path: String) -> Rc<Self> {
+        Rc::new(Shared {
+            started: Instant::now(),
+            config_path,
+            resolver: Resolver::new(plan.dns),
+            plan: RefCell::new(Rc::new(plan)),
+            generation: Cell::new(0),
+            slots: RefCell::default(),
+            target_load: RefCell::default(),
+            drain: DrainTracker::new(),
+        })
+    }
+
+    pub fn load_of(&self, target: &Target) -> usize {
+        self.target_load.borrow().get(target).copied().unwrap_or(0)
+    }
+
+    /// Count one open connection to `target` until the returned guard drops.
+    pub fn hold_target(self: &Rc<Self>, target: &Target) -> TargetHold {
+        *self
+            .target_load
+            .borrow_mut()
+            .entry(target.clone())
+            .or_insert(0) += 1;
+        TargetHold {
+            shared: self.clone(),
+            target: target.clone(),
+        }
+    }
+}
+
+pub struct TargetHold {
+    shared: Rc<Shared>,
+    target: Target,
+}
+
+impl Drop for TargetHold {
+    fn drop(&mut self) {
+        let mut load = self.shared.target_load.borrow_mut();
+        if let Some(n) = load.get_mut(&self.target) {
+            *n -= 1;
+            if *n == 0 {
+                load.remove(&self.target);
+            }
+        }
+    }
+}

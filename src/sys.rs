@@ -1,0 +1,323 @@
+//! The only module with `unsafe`: socket creation with our options (rustix) and UDP
+//! send/receive with IP_PKTINFO/IPV6_PKTINFO (libc, which rustix does not cover). Does IO.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::UdpSocket;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener};
+use std::os::fd::{AsFd, AsRawFd};
+
+use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+
+fn family(addr: &SocketAddr) -> AddressFamily {
+    if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    }
+}
+
+/// A non-blocking TCP listener on `addr` with SO_REUSEADDR, IPV6_V6ONLY for IPv6 (so `0.0.0.0`
+/// and `[::]` on one port can coexist) and the given accept backlog.
+///
+/// # Errors
+/// The socket, bind or listen call failed (address in use, not local, permission).
+pub fn bind_tcp(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let fd = rustix::net::socket_with(
+        family(&addr),
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    if addr.is_ipv6() {
+        sockopt::set_ipv6_v6only(&fd, true)?;
+    }
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, backlog_arg(backlog))?;
+    Ok(TcpListener::from(fd))
+}
+
+/// Change the accept backlog of a listening socket in place (Linux accepts a second listen()).
+///
+/// # Errors
+/// The listen call failed.
+pub fn set_backlog(listener: &impl AsFd, backlog: u32) -> io::Result<()> {
+    rustix::net::listen(listener, backlog_arg(backlog))?;
+    Ok(())
+}
+
+fn backlog_arg(backlog: u32) -> i32 {
+    i32::try_from(backlog).unwrap_or(i32::MAX)
+}
+
+/// A non-blocking UDP socket bound to `addr`. On a wildcard address, packet-info delivery is
+/// switched on so [`recv_with_dst`] learns which local address each datagram was sent to.
+///
+/// # Errors
+/// The socket, option or bind call failed.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let fd = rustix::net::socket_with(
+        family(&addr),
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    if addr.is_ipv6() {
+        sockopt::set_ipv6_v6only(&fd, true)?;
+    }
+    if addr.ip().is_unspecified() {
+        let (level, name) = if addr.is_ipv4() {
+            (libc::IPPROTO_IP, libc::IP_PKTINFO)
+        } else {
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+        };
+        let on: libc::c_int = 1;
+        // SAFETY: `fd` is an open socket; the option value points to a live c_int whose size
+        // is passed alongside.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                (&raw const on).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    rustix::net::bind(&fd, &addr)?;
+    Ok(UdpSocket::from(fd))
+}
+
+/// Room for one IPv6 packet-info control message (the larger of the two).
+const CMSG_ROOM: usize = 64;
+
+/// Receive one datagram: its length, sender, and the local address it was sent to when the
+/// socket has packet info switched on (wildcard binds), else `None`.
+///
+/// # Errors
+/// As recvmsg(2); `WouldBlock` when nothing is queued.
+pub fn recv_with_dst(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr, Option<IpAddr>)> {
+    // SAFETY: all-zero is a valid bit pattern for these plain C structs.
+    let mut src: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut control = [0u64; CMSG_ROOM / 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&raw mut src).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = CMSG_ROOM as _;
+    // SAFETY: every pointer in `msg` refers to a live buffer of the stated length for the
+    // duration of the call.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &raw mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let from = sockaddr_to_std(&src)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown sender family"))?;
+    let mut dst = None;
+    // SAFETY: the CMSG_* walkers stay inside msg_control/msg_controllen as set by the kernel.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
+                let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                dst = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    info.ipi_addr.s_addr,
+                ))));
+            } else if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
+                let info: libc::in6_pktinfo =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                dst = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+            }
+            cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
+        }
+    }
+    Ok((n as usize, from, dst))
+}
+
+/// Send one datagram to `to`, leaving from local address `from` when given (the address the
+/// client originally sent to, on a wildcard-bound socket).
+///
+/// # Errors
+/// As sendmsg(2); `WouldBlock` when the socket buffer is full.
+pub fn send_from(
+    sock: &UdpSocket,
+    buf: &[u8],
+    to: SocketAddr,
+    from: Option<IpAddr>,
+) -> io::Result<usize> {
+    let Some(from) = from else {
+        return sock.send_to(buf, to);
+    };
+    let (mut dst, dst_len) = std_to_sockaddr(to);
+    let mut control = [0u64; CMSG_ROOM / 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr().cast_mut().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: all-zero is a valid bit pattern for msghdr.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&raw mut dst).cast();
+    msg.msg_namelen = dst_len;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: the control buffer holds CMSG_ROOM bytes, more than CMSG_SPACE of either
+    // packet-info struct; the header and data are written inside it.
+    unsafe {
+        let (level, kind, len) = match from {
+            IpAddr::V4(_) => (
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                size_of::<libc::in_pktinfo>(),
+            ),
+            IpAddr::V6(_) => (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_PKTINFO,
+                size_of::<libc::in6_pktinfo>(),
+            ),
+        };
+        msg.msg_controllen = libc::CMSG_SPACE(len as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(len as u32) as _;
+        match from {
+            IpAddr::V4(ip) => {
+                let mut info: libc::in_pktinfo = zeroed();
+                info.ipi_spec_dst.s_addr = u32::from(ip).to_be();
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast(), info);
+            }
+            IpAddr::V6(ip) => {
+                let mut info: libc::in6_pktinfo = zeroed();
+                info.ipi6_addr.s6_addr = ip.octets();
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast(), info);
+            }
+        }
+    }
+    // SAFETY: every pointer in `msg` refers to a live buffer of the stated length.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &raw const msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+fn sockaddr_to_std(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(s.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in; storage is larger.
+            let a: libc::sockaddr_in =
+                unsafe { std::ptr::read_unaligned((s as *const libc::sockaddr_storage).cast()) };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6; storage is larger.
+            let a: libc::sockaddr_in6 =
+                unsafe { std::ptr::read_unaligned((s as *const libc::sockaddr_storage).cast()) };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn std_to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut s: libc::sockaddr_storage = unsafe { zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: as above.
+            let mut sin: libc::sockaddr_in = unsafe { zeroed() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
+            unsafe { std::ptr::write_unaligned((&raw mut s).cast(), sin) };
+            (s, size_of::<libc::sockaddr_in>() as libc::socklen_t)
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above.
+            let mut sin6: libc::sockaddr_in6 = unsafe { zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_scope_id = a.scope_id();
+            // SAFETY: as above.
+            unsafe { std::ptr::write_unaligned((&raw mut s).cast(), sin6) };
+            (s, size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddr_round_trips() {
+        for a in ["127.0.0.1:5353", "[::1]:443", "[fe80::1%2]:80"] {
+            let a: SocketAddr = a.parse().unwrap();
+            let (s, _) = std_to_sockaddr(a);
+            assert_eq!(sockaddr_to_std(&s), Some(a));
+        }
+    }
+
+    #[test]
+    fn wildcard_udp_reports_destination_and_replies_from_it() {
+        let server = bind_udp("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = server.local_addr().unwrap().port();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // 127.0.0.2 is loopback too: the reply must come from it, not from 127.0.0.1.
+        client.send_to(b"hi", ("127.0.0.2", port)).unwrap();
+        server.set_nonblocking(false).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from, dst) = loop {
+            match recv_with_dst(&server, &mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                r => break r.unwrap(),
+            }
+        };
+        assert_eq!(&buf[..n], b"hi");
+        assert_eq!(dst, Some("127.0.0.2".parse().unwrap()));
+        send_from(&server, b"yo", from, dst).unwrap();
+        let (n, reply_from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"yo");
+        assert_eq!(reply_from, SocketAddr::from(([127, 0, 0, 2], port)));
+    }
+
+    #[test]
+    fn tcp_v4_and_v6_wildcards_share_a_port() {
+        let v4 = bind_tcp("0.0.0.0:0".parse().unwrap(), 16).unwrap();
+        let port = v4.local_addr().unwrap().port();
+        if let Ok(v6) = bind_tcp(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)), 16) {
+            assert_eq!(v6.local_addr().unwrap().port(), port);
+        }
+    }
+}
