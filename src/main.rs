@@ -30,7 +30,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = argh::from_env();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     if args.version {
         println!("sluice {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
@@ -115,4 +118,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// argh's parsing, plus `-h` as a synonym of `--help` (argh only knows the long form).
+fn parse_args() -> Result<Args, ExitCode> {
+    let all: Vec<String> = std::env::args().collect();
+    let cmd = all.first().map_or("sluice", String::as_str);
+    let rest: Vec<&str> = all
+        .iter()
+        .skip(1)
+        .map(|a| if a == "-h" { "--help" } else { a.as_str() })
+        .collect();
+    Args::from_args(&[cmd], &rest).map_err(|exit| match exit.status {
+        Ok(()) => {
+            println!("{}", exit.output);
+            ExitCode::SUCCESS
+        }
+        Err(()) => {
+            eprintln!("{}", exit.output);
+            ExitCode::FAILURE
+        }
+    })
 }

@@ -1,0 +1,81 @@
+# sluice — build, test and install-what-is-missing targets (GNU make).
+# `make run` and `make test` are the two commands a newcomer needs; both
+# install only what is missing, so repeated runs are fast and work offline.
+
+MUSL_TARGET := x86_64-unknown-linux-musl
+STATIC_BIN  := target/$(MUSL_TARGET)/release/sluice
+CONFIG      := config.example.toml
+
+# Root needs no sudo; anyone else does. rustup installs cargo under ~/.cargo/bin.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+# One `apt-get update`, then a non-interactive install of the packages given.
+APT_INSTALL = $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y --no-install-recommends
+
+.PHONY: deps deps-rust deps-musl build release run check-config \
+	test fmt clippy static size
+
+## Dependencies -------------------------------------------------------------
+
+deps: deps-rust deps-musl
+
+# What building and testing need: a C linker, a Rust toolchain (rustup), rustfmt, clippy.
+# The toolchain itself comes with the machine; we only add components.
+deps-rust:
+	@command -v cc >/dev/null || { echo "installing: gcc libc6-dev"; $(APT_INSTALL) gcc libc6-dev; }
+	@command -v rustup >/dev/null || { echo "error: no rustup on PATH; install a Rust toolchain first" >&2; exit 1; }
+	@for c in rustfmt clippy; do \
+	  rustup component list --installed | grep -q "^$$c" || rustup component add $$c || exit 1; \
+	done
+
+# What the static build needs: the musl Rust target and a musl C compiler
+# (ring compiles C code).
+deps-musl: deps-rust
+	@rustup target list --installed | grep -qx $(MUSL_TARGET) || \
+	  rustup target add $(MUSL_TARGET)
+	@command -v x86_64-linux-musl-gcc >/dev/null || command -v musl-gcc >/dev/null || \
+	  { $(APT_INSTALL) musl-tools; }
+
+## Builds -------------------------------------------------------------------
+
+build: deps-rust
+	cargo build
+
+release: deps-rust
+	cargo build --release
+
+run: release
+	./target/release/sluice -c $(CONFIG)
+
+check-config: release
+	./target/release/sluice --check -c $(CONFIG)
+
+# Static musl binary; fails unless ldd confirms there is nothing to load.
+static: deps-musl
+	CC_x86_64_unknown_linux_musl="$$(command -v x86_64-linux-musl-gcc || command -v musl-gcc)" \
+	  cargo build --release --target $(MUSL_TARGET)
+	@out="$$(ldd $(STATIC_BIN) 2>&1 || true)"; echo "ldd $(STATIC_BIN):"; echo "$$out"; \
+	echo "$$out" | grep -Eq 'not a dynamic executable|statically linked' || \
+	  { echo "error: $(STATIC_BIN) is not static" >&2; exit 1; }
+	@ls -l $(STATIC_BIN)
+
+size: static
+	@b=$$(stat -c %s $(STATIC_BIN)); \
+	echo "$(STATIC_BIN): $$b bytes, $$(awk "BEGIN { printf \"%.2f\", $$b / 1048576 }") MiB"
+
+## Checks -------------------------------------------------------------------
+
+# Everything CI runs (.ci/run calls exactly this): formatting, lints, and all
+# unit + integration tests.
+test: deps-rust
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo test
+
+fmt: deps-rust
+	cargo fmt
+
+clippy: deps-rust
+	cargo clippy --all-targets -- -D warnings
