@@ -23,6 +23,9 @@ use crate::{config, l4, logging, status, sys};
 /// How often the config file is checked for changes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// After the drain deadline, how long cut connections get to write their access lines.
+const SHUTDOWN_LOG_GRACE: Duration = Duration::from_millis(200);
+
 /// What identifies one version of a file on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileStamp {
@@ -184,10 +187,13 @@ impl Supervisor {
             };
             let r = self.running.swap_remove(i);
             match key.transport {
-                Transport::Tcp => log::info!(
-                    "tcp {}: listener removed; open connections continue",
-                    key.addr
-                ),
+                Transport::Tcp => {
+                    stop(&r);
+                    log::info!(
+                        "tcp {}: listener removed; open connections continue",
+                        key.addr
+                    );
+                }
                 Transport::Udp => {
                     log::info!("udp {}: listener removed; draining its flows", key.addr);
                     if let Some(tx) = &r.udp_control {
@@ -414,6 +420,7 @@ impl Supervisor {
             .sum();
         let deadline = self.shared.plan.borrow().drain_timeout;
         // Dropping the accept tasks and closing the UDP control channels stops all listeners.
+        self.running.iter().for_each(stop);
         drop(self.running);
         drop(self.draining_udp);
         log::info!("draining {open} open connection(s), up to {deadline:?}");
@@ -439,7 +446,25 @@ impl Supervisor {
                 .map(|s| s.stats.tcp_active.get())
                 .sum();
             log::warn!("drain timeout: closing {left} connection(s); exiting");
+            // Let the cut connections write their access lines before the process ends.
+            self.shared.drain.cut();
+            let grace = async {
+                Timer::after(SHUTDOWN_LOG_GRACE).await;
+            };
+            future::or(self.shared.drain.wait_idle(), grace).await;
         }
+    }
+}
+
+/// Refuse new connections on a TCP listener at once. Its accept task is cancelled when the
+/// `Running` is dropped, but the task's future (and its reference to the socket) only goes
+/// away when the executor next runs it; without this a connection could slip in after the
+/// "removed" log line.
+fn stop(r: &Running) {
+    if let Some(l) = &r.tcp
+        && let Err(e) = sys::stop_listening(l.get_ref())
+    {
+        log::warn!("tcp {}: cannot stop listening: {e}", r.key.addr);
     }
 }
 

@@ -76,10 +76,13 @@ impl ServiceSlot {
     }
 }
 
-/// Counts open connections; shutdown waits until every [`DrainGuard`] is dropped.
+/// Counts open connections; shutdown waits until every [`DrainGuard`] is dropped, and when
+/// the drain deadline passes, tells the remaining ones to close.
 pub struct DrainTracker {
     tx: RefCell<Option<Sender<()>>>,
     rx: Receiver<()>,
+    cut_tx: RefCell<Option<Sender<()>>>,
+    cut_rx: Receiver<()>,
 }
 
 /// Held by each open TCP connection.
@@ -90,10 +93,27 @@ pub struct DrainGuard {
 impl DrainTracker {
     fn new() -> Self {
         let (tx, rx) = smol::channel::bounded(1);
+        let (cut_tx, cut_rx) = smol::channel::bounded(1);
         DrainTracker {
             tx: RefCell::new(Some(tx)),
             rx,
+            cut_tx: RefCell::new(Some(cut_tx)),
+            cut_rx,
         }
+    }
+
+    /// Resolves when the drain deadline has passed ([`DrainTracker::cut`]).
+    pub fn cut_off(&self) -> impl Future<Output = ()> + 'static {
+        let rx = self.cut_rx.clone();
+        async move {
+            // Nothing is ever sent: recv() returns Err when `cut` drops the sender.
+            let _ = rx.recv().await;
+        }
+    }
+
+    /// Tell every open connection to close now.
+    pub fn cut(&self) {
+        self.cut_tx.borrow_mut().take();
     }
 
     pub fn guard(&self) -> DrainGuard {

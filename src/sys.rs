@@ -48,6 +48,17 @@ pub fn set_backlog(listener: &impl AsFd, backlog: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Stop a listening socket from taking new connections right now, even while other
+/// references to it are still being dropped: on Linux, shutdown(2) on a listener closes its
+/// accept queue, so new connection attempts are refused at once.
+///
+/// # Errors
+/// The shutdown call failed.
+pub fn stop_listening(listener: &impl AsFd) -> io::Result<()> {
+    rustix::net::shutdown(listener, rustix::net::Shutdown::Read)?;
+    Ok(())
+}
+
 fn backlog_arg(backlog: u32) -> i32 {
     i32::try_from(backlog).unwrap_or(i32::MAX)
 }

@@ -120,6 +120,14 @@ fn service(out: &mut String, svc: &L4Service) {
 }
 
 /// The report `sluice --check` prints for a valid config (warnings included).
+///
+/// # Examples
+/// ```
+/// let loaded = sluice::config::parse("status_listen = \"127.0.0.1:8449\"\n", "s.toml").unwrap();
+/// let report = sluice::config::describe(&loaded, "s.toml");
+/// assert!(report.starts_with("config s.toml: rpxy-l4 shape, OK\n"));
+/// assert!(report.contains("status page http://127.0.0.1:8449/\n"));
+/// ```
 pub fn describe(loaded: &Loaded, file: &str) -> String {
     let plan = &loaded.plan;
     let mut out = String::new();

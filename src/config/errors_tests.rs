@@ -1,5 +1,5 @@
 //! Unit tests of what users see most: every class of config error, its text and its
-//! line:col. No IO.
+//! line:col. No IO except one read of a missing file (`load`).
 #![allow(clippy::indexing_slicing)]
 
 use super::parse;

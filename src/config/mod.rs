@@ -109,6 +109,17 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 
 /// Validate a config text into a plan; `file` only names it in messages.
 ///
+/// # Examples
+/// ```
+/// let text = "listen_port = 8448\ntcp_target = [\"127.0.0.1:22\"]\n";
+/// let loaded = sluice::config::parse(text, "inline.toml").unwrap();
+/// assert_eq!(loaded.plan.l4[0].listen[0].to_string(), "0.0.0.0:8448");
+///
+/// let err = sluice::config::parse("listen_port = 0\ntcp_target = \"h:22\"\n", "x.toml");
+/// let err = err.unwrap_err();
+/// assert!(err.to_string().starts_with("x.toml:1:15: `listen_port`"));
+/// ```
+///
 /// # Errors
 /// Every TOML syntax error, or else every semantic error, each with its line:col.
 pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {

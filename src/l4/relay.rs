@@ -2,6 +2,7 @@
 //! counters and an idle deadline. Does IO.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
@@ -20,6 +21,8 @@ pub enum End {
     /// The upstream finished sending first.
     UpstreamClosed,
     IdleTimeout,
+    /// Still open when the shutdown drain deadline passed.
+    Shutdown,
     Error,
 }
 
@@ -29,6 +32,7 @@ impl End {
             End::ClientClosed => "client_closed",
             End::UpstreamClosed => "upstream_closed",
             End::IdleTimeout => "idle_timeout",
+            End::Shutdown => "shutdown",
             End::Error => "error",
         }
     }
@@ -42,13 +46,14 @@ pub struct Outcome {
     pub error: Option<io::Error>,
 }
 
-/// Relay until both sides have finished, one side fails, or nothing moved for `idle`
-/// (zero disables the idle deadline). `on_bytes` sees every chunk's direction and size
+/// Relay until both sides have finished, one side fails, nothing moved for `idle` (zero
+/// disables the idle deadline), or `cut_off` resolves (shutdown deadline). `on_bytes` sees every chunk's direction and size
 /// (true = client to upstream), for live counters.
 pub async fn relay(
     client: &Async<TcpStream>,
     upstream: &Async<TcpStream>,
     idle: Duration,
+    cut_off: impl Future<Output = ()>,
     on_bytes: &dyn Fn(bool, usize),
 ) -> Outcome {
     let last = Cell::new(Instant::now());
@@ -70,19 +75,23 @@ pub async fn relay(
             }
         }
     };
-    let timed_out = Cell::new(false);
-    let result = if idle.is_zero() {
-        both.await
-    } else {
-        future::or(both, async {
-            let r = watchdog.await;
-            timed_out.set(true);
-            r
-        })
-        .await
+    let stopped: Cell<Option<End>> = Cell::new(None);
+    let idle_stop = async {
+        if idle.is_zero() {
+            future::pending::<()>().await;
+        }
+        let r = watchdog.await;
+        stopped.set(Some(End::IdleTimeout));
+        r
     };
+    let shutdown_stop = async {
+        cut_off.await;
+        stopped.set(Some(End::Shutdown));
+        Ok(((), ()))
+    };
+    let result = future::or(both, future::or(idle_stop, shutdown_stop)).await;
     let (end, error) = match result {
-        _ if timed_out.get() => (End::IdleTimeout, None),
+        _ if stopped.get().is_some() => (stopped.get().unwrap_or(End::Error), None),
         Ok(_) => (first_eof.get().unwrap_or(End::ClientClosed), None),
         Err(e) => (End::Error, Some(e)),
     };

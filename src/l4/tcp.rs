@@ -158,7 +158,14 @@ async fn handle(
             n as u64,
         );
     };
-    let out = relay::relay(&client, &upstream, svc.tcp.idle_timeout, &on_bytes).await;
+    let out = relay::relay(
+        &client,
+        &upstream,
+        svc.tcp.idle_timeout,
+        shared.drain.cut_off(),
+        &on_bytes,
+    )
+    .await;
     if let Some(e) = &out.error {
         log::debug!("tcp {peer} -> {listener}: relay error: {e}");
     }
