@@ -15,7 +15,7 @@ APT_INSTALL = $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteracti
 	apt-get install -y --no-install-recommends
 
 .PHONY: deps deps-rust deps-musl build release run check-config \
-	test fmt clippy static size
+	test fmt clippy static size fuzz
 
 ## Dependencies -------------------------------------------------------------
 
@@ -79,3 +79,15 @@ fmt: deps-rust
 
 clippy: deps-rust
 	cargo clippy --all-targets -- -D warnings
+
+# Run every fuzz target for FUZZ_SECONDS each (nightly + cargo-fuzz, installed if missing).
+# New inputs land in fuzz/corpus/<target>/; commit the interesting ones: `cargo test`
+# replays that corpus.
+FUZZ_SECONDS ?= 30
+fuzz: deps-rust
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@for t in $$(cargo +nightly fuzz list); do \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS)s)"; \
+	  cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done

@@ -315,3 +315,49 @@ fn tcp_max_connections_refuses_the_third_until_one_closes() {
     echo_roundtrip(&mut c2, "c2 alive");
     echo_roundtrip(&mut c4, "c4 alive");
 }
+
+#[test]
+fn unresolvable_target_name_fails_over_and_never_stops_the_process() {
+    let a = TcpBackend::echo("A");
+    let port = free_port();
+    // `.invalid` never resolves (RFC 6761); the name is tried first, then the live target.
+    let config = format!(
+        "listen_port = {port}\nlisten_address_v4 = \"127.0.0.1\"\n\
+         tcp_target = [\"backend.invalid:9\", \"{}\"]\n",
+        a.addr()
+    );
+    let mut sluice = Sluice::start(&config);
+    let (_c, name) = hello(local(port));
+    assert_eq!(name, "A", "fail-over past the unresolvable name");
+    sluice.wait_for("cannot resolve target backend.invalid:9", LOG_TIMEOUT);
+
+    // Only the bad name left: that connection fails, the process keeps serving.
+    let only_bad = format!(
+        "listen_port = {port}\nlisten_address_v4 = \"127.0.0.1\"\n\
+         tcp_target = [\"backend.invalid:9\"]\nstatus_listen = \"127.0.0.1:{}\"\n",
+        free_port()
+    );
+    sluice.rewrite(&only_bad);
+    sluice.wait_for("config applied (generation 2)", LOG_TIMEOUT);
+    let mut c = connect(local(port));
+    let client = c.local_addr().unwrap();
+    assert_closed_without_data(&mut c, "connection to an unresolvable target");
+    let line = sluice.wait_tcp_access(client);
+    assert_eq!(field(&line, "end"), Some("connect_failed"), "{line}");
+    sluice.rewrite(&config);
+    sluice.wait_for("config applied (generation 3)", LOG_TIMEOUT);
+    let (_c, name) = hello(local(port));
+    assert_eq!(name, "A", "still alive and serving after the failures");
+}
+
+#[test]
+fn ipv6_and_ipv4_listeners_on_one_port() {
+    let a = TcpBackend::echo("A");
+    let port = free_port();
+    let extra = "listen_address_v6 = \"[::1]\"\n";
+    let _sluice = Sluice::start(&tcp_config(port, &[a.addr()], "none", extra));
+    let v6: std::net::SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let (_c6, name6) = hello(v6);
+    let (_c4, name4) = hello(local(port));
+    assert_eq!((name6.as_str(), name4.as_str()), ("A", "A"));
+}
