@@ -10,6 +10,7 @@ pub mod config;
 pub mod dns;
 pub mod l4;
 pub mod logging;
+pub mod probe;
 pub mod plan;
 pub mod reload;
 pub mod state;
