@@ -12,14 +12,14 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 # One `apt-get update`, then a non-interactive install of the packages given.
 APT_INSTALL = $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
-	apt-get install -y --no-install-recommends
+	apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends
 
-.PHONY: deps deps-rust deps-musl build release run check-config \
+.PHONY: deps deps-rust deps-test deps-musl build release run check-config \
 	test fmt clippy static size fuzz
 
 ## Dependencies -------------------------------------------------------------
 
-deps: deps-rust deps-musl
+deps: deps-rust deps-test deps-musl
 
 # What building and testing need: a C linker, a Rust toolchain (rustup), rustfmt, clippy.
 # The toolchain itself comes with the machine; we only add components.
@@ -29,6 +29,17 @@ deps-rust:
 	@for c in rustfmt clippy; do \
 	  rustup component list --installed | grep -q "^$$c" || rustup component add $$c || exit 1; \
 	done
+
+# What the interop tests drive through sluice: real TLS clients and servers (openssl, curl),
+# a real OpenSSH client and server, and a QUIC peer (python aioquic, from PyPI).
+TEST_TOOLS := openssl:openssl curl:curl ssh:openssh-client /usr/sbin/sshd:openssh-server python3:python3
+deps-test:
+	@pkgs=""; for t in $(TEST_TOOLS); do \
+	  cmd=$${t%%:*}; pkg=$${t#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -x "$$cmd" ] || pkgs="$$pkgs $$pkg"; \
+	done; \
+	if [ -n "$$pkgs" ]; then echo "installing:$$pkgs"; $(APT_INSTALL) $$pkgs; fi
+	@python3 -c 'import aioquic' 2>/dev/null || python3 -m pip install --quiet aioquic
 
 # What the static build needs: the musl Rust target and a musl C compiler
 # (ring compiles C code).
@@ -69,7 +80,7 @@ size: static
 
 # Everything CI runs (.ci/run calls exactly this): formatting, lints, and all
 # unit + integration tests.
-test: deps-rust
+test: deps-rust deps-test
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test

@@ -55,6 +55,11 @@ pub struct L4Service {
     pub udp_default: Option<Route>,
     /// `[protocols.*]` in file order.
     pub protocols: Vec<ProtocolRoute>,
+    /// How long a TCP client may stay silent (or undecided) before it is routed anyway.
+    pub probe_timeout: Duration,
+    /// The `[protocols.<name>]` whose route takes TCP clients that sent nothing within
+    /// `probe_timeout` (server-speaks-first protocols); `None`: `tcp_target`.
+    pub on_timeout: Option<String>,
 }
 
 impl L4Service {
@@ -321,42 +326,22 @@ impl Plan {
 
 impl Plan {
     /// Settings this version validates but cannot honour yet. Running with them would do
-    /// something other than what the config says (e.g. forward a PROXY header unparsed), so
-    /// the runtime refuses such a plan; `--check` still accepts it.
+    /// something other than what the config says, so the runtime refuses such a plan;
+    /// `--check` still accepts it.
     pub fn unsupported(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for svc in &self.l4 {
-            if svc.tcp.recv_proxy {
-                out.push(format!(
-                    "{}: tcp_recv_proxy_protocol is not implemented in this version",
-                    svc.name
-                ));
-            }
-            let sends = svc.tcp.send_proxy != ProxyVersion::None
-                || svc
-                    .protocols
-                    .iter()
-                    .any(|p| p.route.send_proxy.is_some_and(|v| v != ProxyVersion::None));
-            if sends {
-                out.push(format!(
-                    "{}: sending the PROXY protocol is not implemented in this version",
-                    svc.name
-                ));
-            }
-        }
-        out
+        Vec::new()
     }
 
-    /// Settings that run but do less than they will: protocol rules are validated, yet until
-    /// the multiplexer lands their traffic takes the default targets.
+    /// Settings that run but do less than they will.
     pub fn limitations(&self) -> Vec<String> {
         self.l4
             .iter()
-            .filter(|s| !s.protocols.is_empty())
-            .map(|s| {
+            .filter(|svc| svc.protocols.iter().any(|p| p.ech))
+            .map(|svc| {
                 format!(
-                    "{}: [protocols] rules are not routed by this version; their traffic goes to tcp_target/udp_target",
-                    s.name
+                    "{}: ECH decryption is not implemented in this version; connections are routed by \
+                     their outer SNI, as when decryption fails",
+                    svc.name
                 )
             })
             .collect()

@@ -117,6 +117,17 @@ fn service(out: &mut String, svc: &L4Service) {
     for p in &svc.protocols {
         sub_row(out, "protocol", &protocol_text(p));
     }
+    if svc.protocols.iter().any(|p| !p.protocol.is_udp()) {
+        let silent = match &svc.on_timeout {
+            Some(name) => format!("route {name}"),
+            None => "the default".to_string(),
+        };
+        let s = format!(
+            "after {} without a decision: unmatched; silent clients go to {silent}",
+            fmt_duration(svc.probe_timeout)
+        );
+        sub_row(out, "probe", &s);
+    }
 }
 
 /// The report `sluice --check` prints for a valid config (warnings included).

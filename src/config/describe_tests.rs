@@ -32,6 +32,7 @@ l4 service `l4`
   udp       default -> 192.168.122.4:53, [2001:db8::1]:53 (none); idle 30s, max 2048 flows (256 per source IP)
   protocol  tls_1: tls sni [example.com] alpn [h2] -> 192.168.122.4:443 (none); send PROXY v1
   protocol  dns: dns -> 9.9.9.9:53 (none)
+  probe     after 2s without a decision: unmatched; silent clients go to the default
 dns cache   ttl 30s..1h
 status page http://127.0.0.1:8449/
 drain       10s

@@ -242,8 +242,7 @@ pub(crate) fn service(
     let udp_idle = opt(d, sec, "udp_idle_lifetime", DEFAULT_UDP_IDLE, |d, v| {
         positive(d, "udp_idle_lifetime", v)
     });
-    // Validated now; the probe driver that uses them comes with the next issue.
-    let _probe_timeout = opt(d, sec, "probe_timeout", DEFAULT_PROBE_TIMEOUT, |d, v| {
+    let probe_timeout = opt(d, sec, "probe_timeout", DEFAULT_PROBE_TIMEOUT, |d, v| {
         positive(d, "probe_timeout", v)
     });
     let dns = dns(d, sec);
@@ -262,7 +261,7 @@ pub(crate) fn service(
         Some(v) => protocols::parse_all(d, v, prefix, suffix),
         None => Vec::new(),
     };
-    on_timeout(d, sec, &entries);
+    let on_timeout = on_timeout(d, sec, &entries);
 
     let port = port?;
     let listen = listen?
@@ -289,6 +288,8 @@ pub(crate) fn service(
         tcp_default: tcp_default?,
         udp_default: udp_default?,
         protocols: entries.into_iter().map(|e| e.route).collect(),
+        probe_timeout: probe_timeout?,
+        on_timeout,
     };
     Some(ServiceOut {
         svc,
@@ -447,14 +448,10 @@ fn default_route(
     }))
 }
 
-/// `on_timeout` must name a `[protocols.*]` entry of a TCP protocol.
-fn on_timeout(d: &mut Diags, sec: &Section, entries: &[protocols::Entry]) {
-    let Some(v) = sec.get("on_timeout") else {
-        return;
-    };
-    let Some(name) = walk::string(d, "on_timeout", v) else {
-        return;
-    };
+/// `on_timeout` must name a `[protocols.*]` entry of a TCP protocol; returns that name.
+fn on_timeout(d: &mut Diags, sec: &Section, entries: &[protocols::Entry]) -> Option<String> {
+    let v = sec.get("on_timeout")?;
+    let name = walk::string(d, "on_timeout", v)?;
     let declared: Vec<&str> = match sec.get("protocols").map(|p| p.get_ref()) {
         Some(toml::de::DeValue::Table(t)) => t.keys().map(|k| k.get_ref().as_ref()).collect(),
         _ => Vec::new(),
@@ -472,7 +469,7 @@ fn on_timeout(d: &mut Diags, sec: &Section, entries: &[protocols::Entry]) {
                 walk::echo(name)
             ),
         );
-        return;
+        return None;
     }
     if let Some(e) = entries.iter().find(|e| e.route.route.name == name) {
         if e.route.protocol.is_udp() {
@@ -484,6 +481,8 @@ fn on_timeout(d: &mut Diags, sec: &Section, entries: &[protocols::Entry]) {
                     e.route.protocol.name()
                 ),
             );
+            return None;
         }
     }
+    Some(name.to_string())
 }

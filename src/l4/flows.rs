@@ -126,6 +126,18 @@ impl<V> FlowTable<V> {
         Ok(())
     }
 
+    /// Give a flow a new idle lifetime (e.g. once its protocol rule is known); it applies
+    /// from the flow's last activity.
+    pub fn set_lifetime(&mut self, key: &FlowKey, lifetime: Duration) {
+        if let Some(flow) = self.flows.get_mut(key) {
+            flow.lifetime = lifetime;
+            // The current heap entry may now be late; a fresh one with the same generation
+            // keeps expiry exact (the later of the two is skipped as a duplicate check).
+            self.deadlines
+                .push(Reverse((flow.last_seen + lifetime, flow.generation, *key)));
+        }
+    }
+
     /// Remove a flow now (e.g. its upstream socket failed).
     pub fn remove(&mut self, key: &FlowKey) -> Option<V> {
         let flow = self.flows.remove(key)?;
@@ -247,6 +259,17 @@ mod tests {
         );
         let gone = t.expire(t0 + Duration::from_secs(80), |v| Some(*v));
         assert_eq!(gone.len(), 1);
+    }
+
+    #[test]
+    fn shorter_lifetime_set_later_expires_earlier() {
+        let t0 = Instant::now();
+        let mut t = FlowTable::new(10, 10);
+        t.insert(key("10.0.0.1:1"), (), t0, LIFE).unwrap();
+        t.set_lifetime(&key("10.0.0.1:1"), Duration::from_secs(5));
+        assert_eq!(t.expire(t0 + Duration::from_secs(5), |_| None).len(), 1);
+        // The stale 30 s entry finds nothing and does no harm.
+        assert!(t.expire(t0 + LIFE, |_| None).is_empty());
     }
 
     #[test]

@@ -8,11 +8,12 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use futures_lite::future;
+use futures_lite::{AsyncWriteExt, future};
 
 use crate::balance::{self, Pick};
-use crate::l4::relay;
-use crate::plan::{L4Service, Route, Target};
+use crate::l4::proxy_protocol::{self, ProxiedAddrs};
+use crate::l4::{mux, relay};
+use crate::plan::{L4Service, ProxyVersion, Route, Target};
 use crate::state::{self, ServiceSlot, Shared};
 
 /// First pause after an accept error such as EMFILE; doubles up to [`ACCEPT_BACKOFF_MAX`].
@@ -52,7 +53,7 @@ pub async fn accept_loop(
                 "tcp {peer} -> {addr}: refused, tcp_max_connections ({}) reached",
                 svc.tcp.max_connections
             );
-            access(peer, addr, "-", "-", 0, 0, Duration::ZERO, "refused_limit");
+            access_refused(peer, addr);
             drop(stream);
             continue;
         }
@@ -72,23 +73,41 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-/// One access line per connection; the format is documented in README.md.
-#[allow(clippy::too_many_arguments)]
-fn access(
+/// What one access line says; the format is documented in README.md.
+struct Access {
     peer: SocketAddr,
     listener: SocketAddr,
-    route: &str,
-    target: &str,
-    up: u64,
-    down: u64,
-    dur: Duration,
-    end: &str,
-) {
-    log::info!(
-        target: crate::logging::ACCESS,
-        "tcp {peer} -> {listener} route={route} target={target} up={up} down={down} dur={:.3}s end={end}",
-        dur.as_secs_f64()
-    );
+    started: Instant,
+    route: String,
+    proto: String,
+    target: String,
+}
+
+impl Access {
+    fn log(&self, up: u64, down: u64, end: &str) {
+        log::info!(
+            target: crate::logging::ACCESS,
+            "tcp {} -> {} route={} proto={} target={} up={up} down={down} dur={:.3}s end={end}",
+            self.peer,
+            self.listener,
+            self.route,
+            self.proto,
+            self.target,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn access_refused(peer: SocketAddr, listener: SocketAddr) {
+    let a = Access {
+        peer,
+        listener,
+        started: Instant::now(),
+        route: "-".into(),
+        proto: "-".into(),
+        target: "-".into(),
+    };
+    a.log(0, 0, "refused_limit");
 }
 
 /// One open connection of a service, counted until dropped.
@@ -109,45 +128,103 @@ async fn handle(
     svc: Rc<L4Service>,
     shared: Rc<Shared>,
 ) {
-    let started = Instant::now();
     let _drain = shared.drain.guard();
     let slot = active.0.clone();
     state::add(&slot.stats.tcp_total, 1);
+    let mut log = Access {
+        peer,
+        listener,
+        started: Instant::now(),
+        route: "-".into(),
+        proto: "-".into(),
+        target: "-".into(),
+    };
+    // Where the client really is and what it connected to (a PROXY header may say otherwise).
+    let mut src = peer;
+    let mut dst = client.get_ref().local_addr().unwrap_or(listener);
+    let mut buf = Vec::new();
 
-    // Protocol routing arrives with the multiplexer; until then every connection takes the
-    // default route.
-    let Some(route) = svc.tcp_default.as_ref() else {
-        log::info!("tcp {peer} -> {listener}: no tcp_target; closing");
-        access(
-            peer,
-            listener,
-            "-",
-            "-",
-            0,
-            0,
-            started.elapsed(),
-            "no_route",
-        );
-        return;
+    if svc.tcp.recv_proxy {
+        if !mux::trusted(&svc, peer) {
+            log::warn!("tcp {peer} -> {listener}: not in tcp_trusted_proxies; closing");
+            return log.log(0, 0, "untrusted_proxy");
+        }
+        match mux::read_proxy_header(&client, &mut buf).await {
+            Ok(ProxiedAddrs::Tcp { src: s, dst: d }) => {
+                (src, dst) = (s, d);
+                log.peer = s;
+            }
+            Ok(ProxiedAddrs::Unknown) => {}
+            Err(why) => {
+                log::warn!("tcp {peer} -> {listener}: {why}; closing");
+                return log.log(buf.len() as u64, 0, "bad_proxy_header");
+            }
+        }
+    }
+
+    let decision = if mux::probes_tcp(&svc) {
+        match mux::decide(&client, &svc, &mut buf).await {
+            Ok(d) => d,
+            Err(e) => {
+                log::debug!("tcp {src} -> {listener}: read error while probing: {e}");
+                return log.log(buf.len() as u64, 0, "error");
+            }
+        }
+    } else {
+        mux::Decision::Unmatched {
+            route: svc.tcp_default.as_ref(),
+            why: "no_rules",
+        }
     };
-    let Some((upstream, target)) = connect(route, peer, &svc, &slot, &shared).await else {
+    if !matches!(
+        decision,
+        mux::Decision::Unmatched {
+            why: "no_rules",
+            ..
+        }
+    ) {
+        log.proto = decision.label();
+    }
+    let Some(route) = decision.route() else {
+        if !matches!(decision, mux::Decision::Gone) {
+            log::info!(
+                "tcp {src} -> {listener}: {} matches no rule and there is no tcp_target; closing",
+                log.proto
+            );
+        }
+        let end = if matches!(decision, mux::Decision::Gone) {
+            "client_closed"
+        } else {
+            "no_route"
+        };
+        return log.log(buf.len() as u64, 0, end);
+    };
+    log.route = route.name.clone();
+    let Some((upstream, target)) = connect(route, src, &svc, &slot, &shared).await else {
         state::add(&slot.stats.tcp_failed, 1);
-        access(
-            peer,
-            listener,
-            &route.name,
-            "-",
-            0,
-            0,
-            started.elapsed(),
-            "connect_failed",
-        );
-        return;
+        return log.log(buf.len() as u64, 0, "connect_failed");
     };
+    log.target = target.to_string();
     let _hold = shared.hold_target(&target);
     let _ = client.get_ref().set_nodelay(true);
     let _ = upstream.get_ref().set_nodelay(true);
+
+    // The PROXY header (if any), then the probed bytes exactly as the client sent them.
+    let mut head = match route.send_proxy.unwrap_or(svc.tcp.send_proxy) {
+        ProxyVersion::None => Vec::new(),
+        ProxyVersion::V1 => proxy_protocol::encode_v1(src, dst),
+        ProxyVersion::V2 => proxy_protocol::encode_v2(src, dst),
+    };
+    head.extend_from_slice(&buf);
+    if let Err(e) = (&upstream).write_all(&head).await {
+        log::debug!(
+            "tcp {src} -> {}: write of the first bytes failed: {e}",
+            log.target
+        );
+        return log.log(0, 0, "error");
+    }
     let stats = slot.stats.clone();
+    state::add(&stats.bytes_up, buf.len() as u64);
     let on_bytes = move |is_up: bool, n: usize| {
         state::add(
             if is_up {
@@ -167,18 +244,9 @@ async fn handle(
     )
     .await;
     if let Some(e) = &out.error {
-        log::debug!("tcp {peer} -> {listener}: relay error: {e}");
+        log::debug!("tcp {src} -> {listener}: relay error: {e}");
     }
-    access(
-        peer,
-        listener,
-        &route.name,
-        &target.to_string(),
-        out.up,
-        out.down,
-        started.elapsed(),
-        out.end.as_str(),
-    );
+    log.log(out.up + buf.len() as u64, out.down, out.end.as_str());
 }
 
 /// Try the route's targets in balance order (each address of a name in turn) until one

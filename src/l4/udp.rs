@@ -3,6 +3,7 @@
 //! client sent to. Idle flows expire through the flow table's deadline heap. Does IO.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::rc::{Rc, Weak};
@@ -10,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use futures_lite::future;
-use smol::channel::Receiver;
+use smol::channel::{Receiver, Sender};
 
 use crate::balance::{self, Pick};
 use crate::l4::flows::{Expired, FlowKey, FlowTable};
-use crate::plan::{Route, Target};
+use crate::plan::{Protocol, Route, Target};
+use crate::probe::{self, MAX_PROBE_DATAGRAMS, Probe};
+use crate::route;
 use crate::state::{self, ServiceSlot, ServiceStats, Shared};
 use crate::sys;
 
@@ -34,6 +37,12 @@ pub enum UdpControl {
 }
 
 enum FlowState {
+    /// The first datagrams of a flow on a service with UDP protocol rules, until a probe
+    /// decides or [`L4Service::probe_timeout`] passes (the timer task reports it).
+    Probing {
+        datagrams: Vec<Vec<u8>>,
+        _timer: smol::Task<()>,
+    },
     /// Waiting for the target's name and upstream socket; datagrams queue here.
     Pending {
         queue: Vec<Vec<u8>>,
@@ -46,7 +55,9 @@ enum FlowState {
 }
 
 struct UdpFlow {
-    route: String,
+    route: RefCell<String>,
+    /// The `proto=` field of the access line.
+    proto: RefCell<String>,
     target: RefCell<Option<Target>>,
     state: RefCell<FlowState>,
     up: Cell<u64>,
@@ -62,7 +73,23 @@ struct Listener {
     slot: Rc<RefCell<Rc<ServiceSlot>>>,
     shared: Rc<Shared>,
     table: Table,
+    /// Probe deadlines that passed, reported by each probing flow's timer task.
+    probe_timeouts: Sender<FlowKey>,
+    probing: RefCell<ProbingCount>,
 }
+
+/// Flows still being probed, which hold datagrams in memory: capped globally and per
+/// source IP so that a flood of junk cannot exhaust memory.
+#[derive(Default)]
+struct ProbingCount {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Flows being probed at once, per listener.
+const MAX_PROBING_FLOWS: usize = 1024;
+/// Flows being probed at once from one source IP.
+const MAX_PROBING_PER_IP: usize = 32;
 
 /// Serve one UDP socket until the control channel closes (or, draining, no flow is left).
 pub async fn serve(
@@ -77,12 +104,15 @@ pub async fn serve(
         svc.udp.max_flows,
         svc.udp.max_flows_per_ip,
     )));
+    let (probe_timeouts, timed_out) = smol::channel::unbounded();
     let me = Listener {
         sock,
         addr,
         slot,
         shared,
         table,
+        probe_timeouts,
+        probing: RefCell::default(),
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut draining = false;
@@ -90,21 +120,30 @@ pub async fn serve(
         Readable,
         Deadline,
         Control(Option<UdpControl>),
+        ProbeTimeout(FlowKey),
     }
     loop {
         let next = me.table.borrow().next_deadline();
         let wake = future::or(
             future::or(async { Wake::Control(control.recv().await.ok()) }, async {
-                let _ = me.sock.readable().await;
-                Wake::Readable
+                match timed_out.recv().await {
+                    Ok(key) => Wake::ProbeTimeout(key),
+                    Err(_) => future::pending().await,
+                }
             }),
-            async {
-                match next {
-                    Some(at) => Timer::at(at).await,
-                    None => future::pending().await,
-                };
-                Wake::Deadline
-            },
+            future::or(
+                async {
+                    let _ = me.sock.readable().await;
+                    Wake::Readable
+                },
+                async {
+                    match next {
+                        Some(at) => Timer::at(at).await,
+                        None => future::pending().await,
+                    };
+                    Wake::Deadline
+                },
+            ),
         )
         .await;
         let expired = me
@@ -125,6 +164,12 @@ pub async fn serve(
             Wake::Control(Some(UdpControl::Drain)) => draining = true,
             Wake::Control(Some(UdpControl::Resume)) => draining = false,
             Wake::Deadline => {}
+            Wake::ProbeTimeout(key) => {
+                let flow = me.table.borrow_mut().touch(&key, Instant::now()).cloned();
+                if let Some(flow) = flow {
+                    me.decide(key, &flow, true);
+                }
+            }
             Wake::Readable => {
                 for _ in 0..RECV_BATCH {
                     match sys::recv_with_dst(me.sock.get_ref(), &mut buf) {
@@ -163,7 +208,7 @@ impl Listener {
         let now = Instant::now();
         let existing = self.table.borrow_mut().touch(&key, now).cloned();
         if let Some(flow) = existing {
-            self.forward(&flow, data);
+            self.forward(key, &flow, data);
             return;
         }
         let stats = self.stats();
@@ -171,20 +216,24 @@ impl Listener {
             state::add(&stats.udp_dropped, 1);
             return;
         }
-        let slot = self.slot.borrow().clone();
-        let svc = slot.current();
-        // Protocol routing arrives with the multiplexer; until then the default route.
-        let Some(route) = svc.udp_default.clone() else {
+        let svc = self.slot.borrow().current();
+        let probes = svc.protocols.iter().any(|p| p.protocol.is_udp());
+        if !probes && svc.udp_default.is_none() {
             state::add(&stats.udp_dropped, 1);
             log::debug!("udp {client} -> {local}: no udp_target; dropped");
             return;
-        };
-        let lifetime = route.idle_lifetime.unwrap_or(svc.udp.idle_lifetime);
+        }
+        if probes && !self.probing.borrow().admits(client.ip()) {
+            state::add(&stats.udp_dropped, 1);
+            log::debug!("udp {client} -> {local}: too many flows being probed; dropped");
+            return;
+        }
         let flow = Rc::new(UdpFlow {
-            route: route.name.clone(),
+            route: RefCell::new("-".to_owned()),
+            proto: RefCell::new("-".to_owned()),
             target: RefCell::new(None),
             state: RefCell::new(FlowState::Pending {
-                queue: vec![data.to_vec()],
+                queue: Vec::new(),
                 _setup: None,
             }),
             up: Cell::new(data.len() as u64),
@@ -193,7 +242,7 @@ impl Listener {
         });
         let mut table = self.table.borrow_mut();
         table.set_limits(svc.udp.max_flows, svc.udp.max_flows_per_ip);
-        if let Err((why, _)) = table.insert(key, flow.clone(), now, lifetime) {
+        if let Err((why, _)) = table.insert(key, flow.clone(), now, svc.udp.idle_lifetime) {
             state::add(&stats.udp_dropped, 1);
             log::debug!("udp {client} -> {local}: new flow refused: {why:?}");
             return;
@@ -201,8 +250,81 @@ impl Listener {
         drop(table);
         state::add(&stats.udp_total, 1);
         state::add(&stats.bytes_up, data.len() as u64);
+        if probes {
+            self.probing.borrow_mut().add(client.ip());
+            let tx = self.probe_timeouts.clone();
+            let wait = svc.probe_timeout;
+            let timer = state::spawn(async move {
+                Timer::after(wait).await;
+                let _ = tx.send(key).await;
+            });
+            *flow.state.borrow_mut() = FlowState::Probing {
+                datagrams: vec![data.to_vec()],
+                _timer: timer,
+            };
+        } else if let FlowState::Pending { queue, .. } = &mut *flow.state.borrow_mut() {
+            queue.push(data.to_vec());
+        }
+        self.decide(key, &flow, false);
+    }
+
+    /// Route a flow: at once when the service has no UDP rules, else when its probe decides
+    /// (or `timed_out`). Then start setting up its upstream socket.
+    fn decide(&self, key: FlowKey, flow: &Rc<UdpFlow>, timed_out: bool) {
+        let slot = self.slot.borrow().clone();
+        let svc = slot.current();
+        let default = svc.udp_default.as_ref();
+        let mut state = flow.state.borrow_mut();
+        let (route, proto, queue) = match &mut *state {
+            FlowState::Probing { datagrams, .. } => {
+                let refs: Vec<&[u8]> = datagrams.iter().map(Vec::as_slice).collect();
+                let wanted = |p: Protocol| svc.protocols.iter().any(|r| r.protocol == p);
+                let (route, proto) = match probe::probe_udp(&refs, wanted) {
+                    Probe::Match(d) => {
+                        let rule = route::select(&svc.protocols, &d).map(|r| &r.route);
+                        let proto = match &d.sni {
+                            Some(sni) => format!("{} sni={sni}", d.protocol.name()),
+                            None => d.protocol.name().to_owned(),
+                        };
+                        (rule.or(default), proto)
+                    }
+                    Probe::NeedMore if !timed_out && datagrams.len() < MAX_PROBE_DATAGRAMS => {
+                        return;
+                    }
+                    Probe::NeedMore if timed_out => (default, "unknown(probe_timeout)".to_owned()),
+                    Probe::NeedMore => (default, "unknown(probe_buffer_full)".to_owned()),
+                    Probe::NoMatch => (default, "unknown(no_probe_matched)".to_owned()),
+                };
+                self.probing.borrow_mut().remove(key.client.ip());
+                (route, proto, std::mem::take(datagrams))
+            }
+            FlowState::Pending {
+                queue,
+                _setup: None,
+            } => (default, "-".to_owned(), std::mem::take(queue)),
+            _ => return,
+        };
+        *flow.proto.borrow_mut() = proto;
+        let Some(route) = route.cloned() else {
+            drop(state);
+            if let Some(flow) = self.table.borrow_mut().remove(&key) {
+                let up = flow.up.get();
+                log::info!(
+                    target: crate::logging::ACCESS,
+                    "udp {} -> {} route=- proto={} target=- up={up} down=0 dur=0.000s end=no_route",
+                    key.client,
+                    key.local,
+                    flow.proto.borrow()
+                );
+            }
+            return;
+        };
+        *flow.route.borrow_mut() = route.name.clone();
+        if let Some(lifetime) = route.idle_lifetime {
+            self.table.borrow_mut().set_lifetime(&key, lifetime);
+        }
         let setup = setup_flow(
-            Rc::downgrade(&flow),
+            Rc::downgrade(flow),
             Rc::downgrade(&self.table),
             key,
             route,
@@ -210,15 +332,16 @@ impl Listener {
             self.sock.clone(),
             self.shared.clone(),
         );
-        let task = state::spawn(setup);
-        if let FlowState::Pending { _setup, .. } = &mut *flow.state.borrow_mut() {
-            *_setup = Some(task);
-        }
+        *state = FlowState::Pending {
+            queue,
+            _setup: Some(state::spawn(setup)),
+        };
     }
 
-    fn forward(&self, flow: &UdpFlow, data: &[u8]) {
+    fn forward(&self, key: FlowKey, flow: &Rc<UdpFlow>, data: &[u8]) {
         flow.up.set(flow.up.get() + data.len() as u64);
         state::add(&self.stats().bytes_up, data.len() as u64);
+        let mut probing = false;
         match &mut *flow.state.borrow_mut() {
             FlowState::Ready { upstream, .. } => {
                 // A full socket buffer drops the datagram, as the network would.
@@ -234,11 +357,21 @@ impl Listener {
                     state::add(&self.stats().udp_dropped, 1);
                 }
             }
+            FlowState::Probing { datagrams, .. } => {
+                datagrams.push(data.to_vec());
+                probing = true;
+            }
+        }
+        if probing {
+            self.decide(key, flow, false);
         }
     }
 
     fn finish(&self, e: Expired<Rc<UdpFlow>>, end: &str) {
         let f = &e.value;
+        if matches!(&*f.state.borrow(), FlowState::Probing { .. }) {
+            self.probing.borrow_mut().remove(e.key.client.ip());
+        }
         let target = f
             .target
             .borrow()
@@ -246,10 +379,11 @@ impl Listener {
             .map_or_else(|| "-".to_owned(), Target::to_string);
         log::info!(
             target: crate::logging::ACCESS,
-            "udp {} -> {} route={} target={target} up={} down={} dur={:.3}s end={end}",
+            "udp {} -> {} route={} proto={} target={target} up={} down={} dur={:.3}s end={end}",
             e.key.client,
             e.key.local,
-            f.route,
+            f.route.borrow(),
+            f.proto.borrow(),
             f.up.get(),
             f.down.get(),
             e.created.elapsed().as_secs_f64()
@@ -303,10 +437,11 @@ async fn setup_flow(
         }
         log::info!(
             target: crate::logging::ACCESS,
-            "udp {} -> {} route={} target=- up={} down=0 dur=0.000s end=connect_failed",
+            "udp {} -> {} route={} proto={} target=- up={} down=0 dur=0.000s end=connect_failed",
             key.client,
             key.local,
             route.name,
+            flow.proto.borrow(),
             flow.up.get()
         );
         return;
@@ -393,4 +528,26 @@ fn listener_ip(sock: &Async<UdpSocket>) -> IpAddr {
     sock.get_ref()
         .local_addr()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+}
+
+impl ProbingCount {
+    fn admits(&self, ip: IpAddr) -> bool {
+        self.total < MAX_PROBING_FLOWS
+            && self.per_ip.get(&ip).copied().unwrap_or(0) < MAX_PROBING_PER_IP
+    }
+
+    fn add(&mut self, ip: IpAddr) {
+        self.total += 1;
+        *self.per_ip.entry(ip).or_insert(0) += 1;
+    }
+
+    fn remove(&mut self, ip: IpAddr) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
 }

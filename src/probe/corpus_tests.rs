@@ -39,7 +39,11 @@ fn udp_probe_corpora_replay() {
         ("probe_quic", Protocol::Quic, quic::probe),
         ("probe_wireguard", Protocol::Wireguard, wireguard::probe),
         ("probe_dns", Protocol::Dns, dns::probe),
-        ("probe_openvpn_udp", Protocol::OpenVpnUdp, openvpn::probe_udp),
+        (
+            "probe_openvpn_udp",
+            Protocol::OpenVpnUdp,
+            openvpn::probe_udp,
+        ),
     ];
     for (target, protocol, probe) in targets {
         for input in corpus(target) {
@@ -50,7 +54,10 @@ fn udp_probe_corpora_replay() {
 
 #[test]
 fn split_datagrams_reads_length_prefixed_records() {
-    assert_eq!(split_datagrams(&[0, 2, 7, 8, 0, 1, 9]), vec![&[7u8, 8][..], &[9][..]]);
+    assert_eq!(
+        split_datagrams(&[0, 2, 7, 8, 0, 1, 9]),
+        vec![&[7u8, 8][..], &[9][..]]
+    );
     assert_eq!(split_datagrams(&[0, 5, 1]), vec![&[1u8][..]]);
     assert_eq!(split_datagrams(&[3]), vec![&[3u8][..]]);
 }

@@ -49,7 +49,12 @@ pub struct Detected {
 impl Detected {
     /// A match with nothing but the protocol.
     pub fn bare(protocol: Protocol) -> Self {
-        Detected { protocol, sni: None, alpn: Vec::new(), ech: false }
+        Detected {
+            protocol,
+            sni: None,
+            alpn: Vec::new(),
+            ech: false,
+        }
     }
 }
 
@@ -94,7 +99,11 @@ pub fn probe_tcp(prefix: &[u8], wanted: impl Fn(Protocol) -> bool) -> Probe {
             Probe::NoMatch => {}
         }
     }
-    if undecided { Probe::NeedMore } else { Probe::NoMatch }
+    if undecided {
+        Probe::NeedMore
+    } else {
+        Probe::NoMatch
+    }
 }
 
 /// Run the UDP probes for `wanted` protocols over a new flow's datagrams (see [`probe_tcp`]).
@@ -110,7 +119,11 @@ pub fn probe_udp(datagrams: &[&[u8]], wanted: impl Fn(Protocol) -> bool) -> Prob
             Probe::NoMatch => {}
         }
     }
-    if undecided { Probe::NeedMore } else { Probe::NoMatch }
+    if undecided {
+        Probe::NeedMore
+    } else {
+        Probe::NoMatch
+    }
 }
 
 #[cfg(test)]
@@ -145,7 +158,9 @@ pub fn check_tcp_probe(protocol: Protocol, probe: TcpProbe, data: &[u8]) {
         assert_eq!(d.protocol, protocol, "match names another protocol");
     }
     for cut in [1, 2, 3, 5, 8, 16, 64, 512] {
-        let Some(prefix) = data.get(..data.len().saturating_sub(cut)) else { continue };
+        let Some(prefix) = data.get(..data.len().saturating_sub(cut)) else {
+            continue;
+        };
         match (probe(prefix), &full) {
             (Probe::NeedMore, _) => {}
             (Probe::Match(_), Probe::Match(_)) | (Probe::NoMatch, Probe::NoMatch) => {}

@@ -11,6 +11,7 @@
 
 mod backends;
 mod client;
+pub mod hello;
 
 // Re-exported for the test files; a binary that uses none of them would warn.
 #[allow(unused_imports)]
