@@ -59,6 +59,34 @@ pub fn stop_listening(listener: &impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
+/// A non-blocking pipe (read end, write end) for moving socket bytes with splice(2).
+///
+/// # Errors
+/// Out of file descriptors (the caller falls back to copying through a buffer).
+pub fn splice_pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use rustix::pipe::PipeFlags;
+    Ok(rustix::pipe::pipe_with(
+        PipeFlags::NONBLOCK | PipeFlags::CLOEXEC,
+    )?)
+}
+
+/// Move up to `len` bytes from `from` to `to` inside the kernel (one of them is a pipe),
+/// without blocking: `WouldBlock` when `from` has nothing or `to` has no room.
+///
+/// # Errors
+/// As splice(2).
+pub fn splice(from: &impl AsFd, to: &impl AsFd, len: usize) -> io::Result<usize> {
+    use rustix::pipe::SpliceFlags;
+    Ok(rustix::pipe::splice(
+        from,
+        None,
+        to,
+        None,
+        len,
+        SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
+    )?)
+}
+
 fn backlog_arg(backlog: u32) -> i32 {
     i32::try_from(backlog).unwrap_or(i32::MAX)
 }
