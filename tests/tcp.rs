@@ -361,3 +361,52 @@ fn ipv6_and_ipv4_listeners_on_one_port() {
     let (_c4, name4) = hello(local(port));
     assert_eq!((name6.as_str(), name4.as_str()), ("A", "A"));
 }
+
+#[test]
+fn accept_backs_off_when_out_of_descriptors_and_recovers() {
+    let a = TcpBackend::echo("A");
+    let port = free_port();
+    let mut sluice = Sluice::start(&tcp_config(port, &[a.addr()], "none", ""));
+    let pid = sluice.pid();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    // Room for exactly one relayed connection (client + upstream socket; no pipes for splice,
+    // so that connection also exercises the buffer-copy fallback).
+    let limit = open + 2;
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success());
+
+    let (mut first, name) = hello(local(port));
+    assert_eq!(name, "A");
+    echo_roundtrip(&mut first, "copied, not spliced");
+    // The kernel completes these handshakes, but sluice cannot accept them yet.
+    let mut waiting: Vec<_> = (0..3).map(|_| connect(local(port))).collect();
+    sluice.wait_for("accept failed", LOG_TIMEOUT);
+    // A measurement window, not synchronisation: a spinning accept loop would log
+    // thousands of failures here; the back-off (10 ms doubling to 1 s) logs a handful.
+    thread::sleep(Duration::from_millis(1500));
+    let failures = sluice
+        .lines()
+        .iter()
+        .filter(|l| l.contains("accept failed"))
+        .count();
+    assert!(
+        (1..=12).contains(&failures),
+        "{failures} accept failures logged in 1.5 s"
+    );
+
+    drop(first);
+    let mut w = waiting.remove(0);
+    w.write_all(b"later\n").unwrap();
+    assert_eq!(
+        read_line(&mut w).unwrap(),
+        "A",
+        "a waiting client is served once descriptors free up"
+    );
+    assert_eq!(read_line(&mut w).unwrap(), "later");
+}

@@ -149,13 +149,15 @@ impl Direction<'_> {
 }
 
 /// One direction: splice(2) through a pipe when one can be had (the bytes never enter user
-/// space), else copy through a buffer. Either way the pipe or buffer exists only while this
-/// direction runs, i.e. for the life of the connection.
+/// space), else copy through a buffer. The pipe or buffer is created when this direction
+/// first has something to move, so idle connections cost two sockets and nothing more.
 async fn pump(
     from: &Async<TcpStream>,
     to: &Async<TcpStream>,
     dir: Direction<'_>,
 ) -> io::Result<()> {
+    // An idle connection holds no pipe: it is made when the first bytes (or EOF) arrive.
+    from.readable().await?;
     match sys::splice_pipe() {
         Ok((pipe_out, pipe_in)) => pump_splice(from, to, &pipe_out, &pipe_in, dir).await,
         Err(e) => {

@@ -64,6 +64,14 @@ pub async fn accept_loop(
     }
 }
 
+/// How long a connection waits for a file descriptor before trying again.
+const FD_RETRY: Duration = Duration::from_millis(50);
+
+/// EMFILE or ENFILE: this process or the whole system has no descriptor left.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -276,16 +284,34 @@ async fn connect(
             }
         };
         for addr in addrs {
-            let attempt = Async::<TcpStream>::connect(addr);
-            let timeout = async {
-                Timer::after(svc.tcp.connect_timeout).await;
-                Err(io::Error::new(io::ErrorKind::TimedOut, "connect timeout"))
-            };
-            match future::or(attempt, timeout).await {
-                Ok(s) => return Some((s, target.clone())),
-                Err(e) => log::warn!(
-                    "tcp {peer}: connect to {target} ({addr}) failed: {e}; trying the next one"
-                ),
+            let deadline = Instant::now() + svc.tcp.connect_timeout;
+            let mut waited_for_fd = false;
+            loop {
+                let attempt = Async::<TcpStream>::connect(addr);
+                let timeout = async {
+                    Timer::at(deadline).await;
+                    Err(io::Error::new(io::ErrorKind::TimedOut, "connect timeout"))
+                };
+                match future::or(attempt, timeout).await {
+                    Ok(s) => return Some((s, target.clone())),
+                    // Out of descriptors is the proxy's problem, not the target's: keep the
+                    // client waiting (up to the connect timeout) until some are released.
+                    Err(e) if out_of_descriptors(&e) && Instant::now() + FD_RETRY < deadline => {
+                        if !waited_for_fd {
+                            log::warn!(
+                                "tcp {peer}: no descriptor for the connection to {target}: {e}; waiting"
+                            );
+                            waited_for_fd = true;
+                        }
+                        Timer::after(FD_RETRY).await;
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "tcp {peer}: connect to {target} ({addr}) failed: {e}; trying the next one"
+                        );
+                        break;
+                    }
+                }
             }
         }
     }
