@@ -139,6 +139,31 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    /// Like [`Reader::take_until`], but `delim` must lie within the next `limit` bytes, so a
+    /// line-oriented parser can bound how long it waits for a line to end.
+    ///
+    /// # Errors
+    /// `Truncated` when `delim` is absent and fewer than `limit` bytes are present;
+    /// `Invalid(context)` when `limit` bytes are present without `delim`. Nothing is
+    /// consumed on error.
+    pub fn take_until_within(
+        &mut self,
+        delim: u8,
+        limit: usize,
+        context: &'static str,
+    ) -> Result<&'a [u8], WireError> {
+        let window = self.rest.get(..limit).unwrap_or(self.rest);
+        match window.iter().position(|&b| b == delim) {
+            Some(at) => {
+                let head = self.take(at)?;
+                self.take(1)?;
+                Ok(head)
+            }
+            None if self.rest.len() >= limit => Err(WireError::Invalid(context)),
+            None => Err(WireError::Truncated),
+        }
+    }
+
     /// The longest run of leading bytes for which `keep` holds (possibly empty); stops at
     /// the first byte that fails it, or at the end.
     pub fn take_while(&mut self, keep: impl Fn(u8) -> bool) -> &'a [u8] {
@@ -328,6 +353,26 @@ mod tests {
         assert_eq!(
             Reader::new(&[0xff; 9]).uint_prefix::<8>().exact(),
             Some(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn take_until_within_bounds_the_search() {
+        let mut r = Reader::new(b"ab\ncd");
+        assert_eq!(r.take_until_within(b'\n', 3, "long"), Ok(&b"ab"[..]));
+        assert_eq!(
+            r.take_until_within(b'\n', 3, "long"),
+            Err(WireError::Truncated)
+        );
+        assert_eq!(
+            r.take_until_within(b'\n', 2, "long"),
+            Err(WireError::Invalid("long"))
+        );
+        assert_eq!(r.rest(), b"cd", "nothing consumed on error");
+        assert_eq!(
+            Reader::new(b"abc\n").take_until_within(b'\n', 3, "long"),
+            Err(WireError::Invalid("long")),
+            "the delimiter itself must fit in the limit"
         );
     }
 
