@@ -81,6 +81,10 @@ fn main() -> ExitCode {
         None => logging::init_stderr(level),
     }
 
+    match sluice::sys::raise_fd_limit() {
+        Ok(n) => log::debug!("open file limit: {n}"),
+        Err(e) => log::warn!("cannot raise the open file limit: {e}"),
+    }
     let loaded = match config::load(&path) {
         Ok(l) => l,
         Err(e) => {
@@ -99,10 +103,10 @@ fn main() -> ExitCode {
     for l in loaded.plan.limitations() {
         log::warn!("{l}");
     }
-    if !loaded.plan.http_apps.is_empty() {
+    if let Some(http) = loaded.plan.http.as_ref().filter(|h| !h.apps.is_empty()) {
         log::warn!(
             "this version does not serve HTTP apps yet ({}); only the L4 services and the status page run",
-            loaded.plan.http_apps.join(", ")
+            http.app_names().join(", ")
         );
     }
     let shared = state::Shared::new(loaded.plan, file);

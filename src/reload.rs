@@ -53,8 +53,8 @@ struct Running {
     slot: Option<Rc<RefCell<Rc<ServiceSlot>>>>,
     tcp: Option<Rc<Async<TcpListener>>>,
     udp_control: Option<Sender<UdpControl>>,
-    /// Dropping it stops a TCP accept loop or status server.
-    _task: Option<smol::Task<()>>,
+    /// The accept loop, status server or UDP loop; dropping it cancels it.
+    task: Option<smol::Task<()>>,
 }
 
 /// A socket bound for a plan that is not applied yet.
@@ -128,6 +128,13 @@ impl Supervisor {
         let old_keys: Vec<ListenerKey> = self.running.iter().map(|r| r.key).collect();
         let diff = diff_listeners(&old_keys, &plan.listeners());
 
+        // Draining UDP listeners whose loop has ended are gone for good (their socket is
+        // closed): never revive one of those.
+        self.draining_udp.retain(|r| {
+            r.udp_control
+                .as_ref()
+                .is_some_and(|tx| tx.receiver_count() > 0)
+        });
         let mut bound = Vec::new();
         for key in &diff.add {
             let revive = (key.transport == Transport::Udp)
@@ -169,6 +176,40 @@ impl Supervisor {
                 continue;
             };
             r.key = *new;
+            // The address stays but its job changes (status page <-> L4 service): keep the
+            // socket, replace the task that serves it.
+            if let (Some(l), true) = (
+                r.tcp.clone(),
+                (old.role == Role::Status) != (new.role == Role::Status),
+            ) {
+                match new.role {
+                    Role::Status => {
+                        r.slot = None;
+                        r.task = Some(state::spawn(status::serve(l, self.shared.clone())));
+                    }
+                    Role::L4(i) => {
+                        let Some(slot) = slots.get(i) else { continue };
+                        let cell = Rc::new(RefCell::new(slot.clone()));
+                        r.task = Some(state::spawn(l4::tcp::accept_loop(
+                            l,
+                            new.addr,
+                            cell.clone(),
+                            self.shared.clone(),
+                        )));
+                        r.slot = Some(cell);
+                    }
+                }
+                log::info!(
+                    "tcp {}: socket kept, now serving {}",
+                    new.addr,
+                    if new.role == Role::Status {
+                        "the status page"
+                    } else {
+                        "an L4 service"
+                    }
+                );
+                continue;
+            }
             if let (Role::L4(i), Some(cell)) = (new.role, &r.slot)
                 && let Some(slot) = slots.get(i)
             {
@@ -243,7 +284,7 @@ impl Supervisor {
                         slot,
                         tcp: Some(l),
                         udp_control: None,
-                        _task: Some(task),
+                        task: Some(task),
                     });
                 }
                 (Bound::Tcp(l), Some(cell)) => {
@@ -259,27 +300,26 @@ impl Supervisor {
                         slot,
                         tcp: Some(l),
                         udp_control: None,
-                        _task: Some(task),
+                        task: Some(task),
                     });
                 }
                 (Bound::Udp(u), Some(cell)) => {
                     let (tx, rx) = smol::channel::unbounded();
                     // The loop ends by itself when its control channel closes or, draining,
                     // when its last flow expires.
-                    state::spawn(l4::udp::serve(
+                    let task = state::spawn(l4::udp::serve(
                         Rc::new(u),
                         key.addr,
                         cell.clone(),
                         rx,
                         self.shared.clone(),
-                    ))
-                    .detach();
+                    ));
                     self.running.push(Running {
                         key,
                         slot,
                         tcp: None,
                         udp_control: Some(tx),
-                        _task: None,
+                        task: Some(task),
                     });
                 }
                 (Bound::Udp(_), None) => {}
@@ -380,7 +420,14 @@ impl Supervisor {
                     self.describe_listeners()
                 );
             }
-            Err(e) => log::error!("config rejected, still running generation {generation}: {e}"),
+            Err(e) => {
+                // A socket could not be bound (often a port briefly in use): try again at the
+                // next poll rather than waiting for the file to change.
+                self.stamp = None;
+                log::error!(
+                    "config rejected, still running generation {generation}: {e}; retrying in {POLL_INTERVAL:?}"
+                );
+            }
         }
     }
 
@@ -420,9 +467,25 @@ impl Supervisor {
             .sum();
         let deadline = self.shared.plan.borrow().drain_timeout;
         // Dropping the accept tasks and closing the UDP control channels stops all listeners.
+        // UDP loops log their flows' access lines as they end: keep their tasks to await.
         self.running.iter().for_each(stop);
-        drop(self.running);
-        drop(self.draining_udp);
+        let mut udp_loops = Vec::new();
+        for mut r in self.running.into_iter().chain(self.draining_udp) {
+            if r.key.transport == Transport::Udp
+                && let Some(t) = r.task.take()
+            {
+                udp_loops.push(t);
+            }
+        }
+        let flows_logged = async {
+            for t in udp_loops {
+                t.await;
+            }
+        };
+        future::or(flows_logged, async {
+            Timer::after(SHUTDOWN_LOG_GRACE).await;
+        })
+        .await;
         log::info!("draining {open} open connection(s), up to {deadline:?}");
         let drained = future::or(
             async {

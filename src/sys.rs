@@ -87,6 +87,21 @@ pub fn splice(from: &impl AsFd, to: &impl AsFd, len: usize) -> io::Result<usize>
     )?)
 }
 
+/// Raise the soft limit on open descriptors to the hard limit: each relayed connection needs
+/// two sockets and, while it moves data, two splice pipes. Returns the new soft limit.
+///
+/// # Errors
+/// The limit could not be read or set (the process keeps its current limit).
+pub fn raise_fd_limit() -> io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
+    }
+    Ok(limit.current.unwrap_or(u64::MAX))
+}
+
 fn backlog_arg(backlog: u32) -> i32 {
     i32::try_from(backlog).unwrap_or(i32::MAX)
 }

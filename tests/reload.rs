@@ -147,3 +147,62 @@ fn reload_moves_a_listener_and_keeps_its_open_connection() {
     assert_eq!(name, "A", "the new listener");
     echo_roundtrip(&mut established, "still");
 }
+
+/// `GET /status.json` with `Connection: close`; the whole response as text.
+fn status_json(addr: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = connect(addr);
+    s.write_all(b"GET /status.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_kept_socket_that_changes_job_between_status_page_and_l4_serves_the_new_job() {
+    let a = TcpBackend::echo("A");
+    let (p1, p2) = (free_port(), free_port());
+    let config = |l4: u16, status: u16| {
+        tcp_config(
+            l4,
+            &[a.addr()],
+            "none",
+            &format!("status_listen = \"127.0.0.1:{status}\"\n"),
+        )
+    };
+    let mut sluice = Sluice::start(&config(p1, p2));
+    assert!(
+        status_json(local(p2)).contains("\"l4\""),
+        "status page on p2 first"
+    );
+    sluice.rewrite(&config(p2, p1));
+    sluice.wait_for("config applied (generation 2)", LOG_TIMEOUT);
+    let (_c, name) = hello(local(p2));
+    assert_eq!(name, "A", "p2 now relays to the backend");
+    let page = status_json(local(p1));
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("\"l4\""),
+        "p1 now serves the status page: {page}"
+    );
+}
+
+#[test]
+fn a_udp_address_removed_then_added_back_serves_again() {
+    let u = UdpBackend::echo("U");
+    let (p1, p2) = (free_port(), free_port());
+    let config = |port: u16| {
+        format!(
+            "listen_port = {port}\nlisten_address_v4 = \"127.0.0.1\"\nudp_target = [\"{}\"]\n",
+            u.addr()
+        )
+    };
+    let mut sluice = Sluice::start(&config(p1));
+    sluice.rewrite(&config(p2));
+    sluice.wait_for("config applied (generation 2)", LOG_TIMEOUT);
+    // p1 had no flows: its loop ended and its socket closed. Adding it back must bind anew.
+    sluice.rewrite(&config(p1));
+    sluice.wait_for("config applied (generation 3)", LOG_TIMEOUT);
+    let c = udp_client();
+    assert_eq!(udp_ask(&c, local(p1), b"back").backend, "U");
+}

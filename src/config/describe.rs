@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 
 use super::Loaded;
 use super::values::fmt_duration;
-use crate::plan::{L4Service, ProtocolRoute, ProxyVersion, Route, Shape};
+use crate::plan::{
+    CertSource, HealthCheckKind, HttpApp, HttpPlan, HttpRoute, L4Service, ProtocolRoute,
+    ProxyVersion, Route, Shape, TrustedProxy, Upstream,
+};
 
 /// Width of the label column, so values line up.
 const LABEL: usize = 12;
@@ -130,6 +133,190 @@ fn service(out: &mut String, svc: &L4Service) {
     }
 }
 
+fn addrs(list: &[std::net::SocketAddr]) -> String {
+    let v: Vec<String> = list.iter().map(ToString::to_string).collect();
+    v.join(", ")
+}
+
+/// `4096` bytes as `4k`, `256m`… when exact.
+fn size(n: u64) -> String {
+    for (shift, unit) in [(30, "g"), (20, "m"), (10, "k")] {
+        if n >= 1 << shift && n % (1 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// The HTTP engine: listeners, limits, then each app with its routes and upstreams.
+fn http_service(out: &mut String, h: &HttpPlan) {
+    let _ = writeln!(out, "http service");
+    let (plain, tls) = h.sockets();
+    let mut listen = Vec::new();
+    if !plain.is_empty() {
+        listen.push(format!("http {}", addrs(&plain)));
+    }
+    if !tls.is_empty() {
+        listen.push(format!("https {}", addrs(&tls)));
+        if h.experimental.h3.is_some() {
+            listen.push(format!("h3 udp {}", addrs(&tls)));
+        }
+    }
+    if listen.is_empty() {
+        listen.push("nothing (no listen_port or listen_port_tls)".to_string());
+    }
+    sub_row(out, "listen", &listen.join("; "));
+    let mut limits = format!("max {} clients", h.max_clients);
+    if let Some(n) = h.max_clients_per_ip {
+        let _ = write!(limits, " ({n} per IP)");
+    }
+    let body = h
+        .request_max_body_size
+        .map_or("unlimited".to_string(), size);
+    let _ = write!(
+        limits,
+        ", {} h2 streams, backlog {}, body {body}",
+        h.max_concurrent_streams, h.tcp_listen_backlog
+    );
+    if let Some(t) = h.experimental.connection_handling_timeout {
+        let _ = write!(limits, ", connections closed after {}", fmt_duration(t));
+    }
+    sub_row(out, "limits", &limits);
+    if let Some(p) = h.public_https_port {
+        sub_row(
+            out,
+            "public",
+            &format!("https port {p} in redirects and Alt-Svc"),
+        );
+    }
+    if let Some(app) = &h.default_app {
+        sub_row(
+            out,
+            "default",
+            &format!("app {app} (plain HTTP with an unknown host)"),
+        );
+    }
+    if !h.trusted_forwarded_proxies.is_empty() {
+        let v: Vec<String> = h
+            .trusted_forwarded_proxies
+            .iter()
+            .map(|p| match p {
+                TrustedProxy::Cidr(c) => c.to_string(),
+                TrustedProxy::Named(n) => n.name().to_string(),
+            })
+            .collect();
+        sub_row(out, "forwarded", &format!("trusted from {}", v.join(", ")));
+    }
+    let x = &h.experimental;
+    let mut extra = Vec::new();
+    if x.ignore_sni_consistency {
+        extra.push("SNI/Host consistency not enforced".to_string());
+    }
+    if let Some(c) = &x.cache {
+        extra.push(format!(
+            "cache {} ({} entries, each ≤ {}, in memory ≤ {})",
+            c.cache_dir.display(),
+            c.max_cache_entry,
+            size(c.max_cache_each_size as u64),
+            size(c.max_cache_each_size_on_memory as u64)
+        ));
+    }
+    if let Some(a) = &x.acme {
+        extra.push(format!("acme {} as {}", a.dir_url, a.email));
+    }
+    if let Some(p) = &x.tcp_recv_proxy_protocol {
+        let from: Vec<String> = p.trusted_proxies.iter().map(ToString::to_string).collect();
+        extra.push(format!("PROXY header required from {}", from.join(", ")));
+    }
+    if h.redact_query_in_access_log {
+        extra.push("query values redacted in the access log".to_string());
+    }
+    for e in extra {
+        sub_row(out, "option", &e);
+    }
+    for app in &h.apps {
+        http_app(out, app);
+    }
+}
+
+fn http_app(out: &mut String, app: &HttpApp) {
+    let _ = writeln!(out, "app `{}` {}", app.name, app.server_name);
+    if let Some(t) = &app.tls {
+        let mut s = match &t.cert {
+            CertSource::Files { cert, key } => {
+                format!("cert {} key {}", cert.display(), key.display())
+            }
+            CertSource::Acme => "cert from ACME".to_string(),
+        };
+        if let Some(ca) = &t.client_ca_cert_path {
+            let _ = write!(s, "; client certs verified by {}", ca.display());
+        }
+        if t.https_redirection {
+            s.push_str("; http redirects to https");
+        }
+        sub_row(out, "tls", &s);
+    }
+    let acl = |list: &[crate::plan::Cidr]| {
+        let v: Vec<String> = list.iter().map(ToString::to_string).collect();
+        v.join(", ")
+    };
+    if !app.access.allow.is_empty() {
+        sub_row(out, "allow", &acl(&app.access.allow));
+    }
+    if !app.access.deny.is_empty() {
+        sub_row(out, "deny", &acl(&app.access.deny));
+    }
+    if app.routes.is_empty() {
+        sub_row(out, "route", "none (404)");
+    }
+    for r in &app.routes {
+        sub_row(out, "route", &http_route(r));
+    }
+}
+
+fn upstream_text(u: &Upstream) -> String {
+    let mut s = format!("{}://{}", if u.tls { "https" } else { "http" }, u.target);
+    if let Some(n) = &u.server_name {
+        let _ = write!(s, " sni {n}");
+    }
+    if let Some(ca) = &u.ca_cert_path {
+        let _ = write!(s, " ca {}", ca.display());
+    }
+    s
+}
+
+/// `/maps (as /replacing/path1) -> http://a:80, http://b:80 (random); force_http11_upstream`.
+fn http_route(r: &HttpRoute) -> String {
+    let mut s = r.path.clone().unwrap_or_else(|| "(default)".to_string());
+    if let Some(p) = &r.replace_path {
+        let _ = write!(s, " (as {p})");
+    }
+    let ups: Vec<String> = r.upstreams.iter().map(upstream_text).collect();
+    let _ = write!(s, " -> {} ({})", ups.join(", "), r.balance.name());
+    let opts = r.options.names();
+    if !opts.is_empty() {
+        let _ = write!(s, "; {}", opts.join(", "));
+    }
+    if let Some(hc) = &r.health_check {
+        let kind = match &hc.kind {
+            HealthCheckKind::Tcp => "tcp".to_string(),
+            HealthCheckKind::Http {
+                path,
+                expected_status,
+            } => format!("http {path} = {expected_status}"),
+        };
+        let _ = write!(
+            s,
+            "; health {kind} every {} (timeout {}, down after {}, up after {})",
+            fmt_duration(hc.interval),
+            fmt_duration(hc.timeout),
+            hc.unhealthy_threshold,
+            hc.healthy_threshold
+        );
+    }
+    s
+}
+
 /// The report `sluice --check` prints for a valid config (warnings included).
 ///
 /// # Examples
@@ -157,17 +344,10 @@ pub fn describe(loaded: &Loaded, file: &str) -> String {
     for a in &plan.status {
         row(&mut out, "status page", &format!("http://{a}/"));
     }
-    if plan.shape != Shape::L4 {
-        let apps = if plan.http_apps.is_empty() {
-            "none".to_string()
-        } else {
-            plan.http_apps.join(", ")
-        };
-        row(
-            &mut out,
-            "apps",
-            &format!("{apps} (HTTP engine: not in this version)"),
-        );
+    match &plan.http {
+        Some(h) => http_service(&mut out, h),
+        None if plan.shape != Shape::L4 => row(&mut out, "http", "no listen_port and no apps"),
+        None => {}
     }
     row(&mut out, "drain", &fmt_duration(plan.drain_timeout));
     for w in &loaded.warnings {

@@ -446,3 +446,19 @@ fn unreadable_file_is_an_io_error_without_position() {
         "{e}"
     );
 }
+
+#[test]
+fn absurd_durations_are_refused_before_they_can_overflow_a_deadline() {
+    let e = err_at(
+        &l4_with("tcp_idle_timeout = 9223372036854775807\n"),
+        "tcp_idle_timeout",
+        3,
+        0,
+    );
+    assert!(e.message.contains("tcp_idle_timeout"), "{}", e.message);
+    let e = errs(&l4_with("tcp_connect_timeout = \"100000d\"\n"));
+    assert!(
+        e.iter().any(|d| d.message.contains("10-year maximum")),
+        "{e:?}"
+    );
+}

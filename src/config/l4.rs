@@ -78,7 +78,7 @@ pub(crate) struct ServiceOut {
 }
 
 /// `value` or the default when the key is absent; `None` when present but invalid.
-fn opt<T>(
+pub(crate) fn opt<T>(
     d: &mut Diags,
     sec: &Section,
     key: &str,
@@ -91,7 +91,7 @@ fn opt<T>(
     }
 }
 
-fn positive(d: &mut Diags, key: &str, v: &Value) -> Option<Duration> {
+pub(crate) fn positive(d: &mut Diags, key: &str, v: &Value) -> Option<Duration> {
     let t = walk::duration(d, key, v)?;
     if t.is_zero() {
         d.error(&v.span(), format!("`{key}` must be greater than 0"));
@@ -299,7 +299,7 @@ pub(crate) fn service(
 }
 
 /// IPv4 addresses then IPv6 addresses (without the port).
-fn listen(d: &mut Diags, sec: &Section) -> Option<Vec<IpAddr>> {
+pub(crate) fn listen(d: &mut Diags, sec: &Section) -> Option<Vec<IpAddr>> {
     let ipv4 = opt(
         d,
         sec,

@@ -125,7 +125,7 @@ fn defaults_of_a_minimal_service() {
     assert!(s.udp_default.is_none());
     assert!(s.wants_tcp() && !s.wants_udp());
     assert_eq!(p.drain_timeout, Duration::from_secs(10));
-    assert!(p.status.is_empty() && p.http_apps.is_empty());
+    assert!(p.status.is_empty() && p.http.is_none());
 }
 
 #[test]

@@ -9,6 +9,8 @@
 
 mod describe;
 mod http;
+mod http_apps;
+mod http_routes;
 mod l4;
 mod protocols;
 mod shape;
@@ -20,6 +22,8 @@ mod walk;
 mod describe_tests;
 #[cfg(test)]
 mod errors_tests;
+#[cfg(test)]
+mod http_tests;
 #[cfg(test)]
 mod l4_tests;
 #[cfg(test)]
@@ -37,7 +41,7 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
-use crate::plan::{DnsSettings, Plan, Shape, Transport};
+use crate::plan::{DnsSettings, HttpPlan, Plan, Shape, Transport};
 use l4::ServiceOut;
 use walk::{Diags, Section};
 
@@ -107,7 +111,8 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     }
 }
 
-/// Validate a config text into a plan; `file` only names it in messages.
+/// Validate a config text into a plan; `file` names it in messages, and relative certificate
+/// paths are resolved against its directory (nothing is read).
 ///
 /// # Examples
 /// ```
@@ -126,7 +131,8 @@ pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
     let mut d = Diags::new(text);
     let (root, syntax) = DeTable::parse_recoverable(text);
     let plan = if syntax.is_empty() {
-        build(&mut d, root.get_ref())
+        let base = Path::new(file).parent().unwrap_or(Path::new(""));
+        build(&mut d, root.get_ref(), base)
     } else {
         for e in &syntax {
             let span = e.span().unwrap_or(0..0);
@@ -174,7 +180,7 @@ struct ServiceTable<'a, 'i> {
     suffix: String,
 }
 
-fn build(d: &mut Diags, table: &DeTable) -> Option<Plan> {
+fn build(d: &mut Diags, table: &DeTable, base: &Path) -> Option<Plan> {
     let root = Section {
         table,
         label: "top level".to_string(),
@@ -182,7 +188,7 @@ fn build(d: &mut Diags, table: &DeTable) -> Option<Plan> {
     };
     let shape::Detected { shape, decided } = shape::detect(d, &root)?;
     let mut tables: Vec<ServiceTable> = Vec::new();
-    let mut apps = Vec::new();
+    let mut http = Some(None);
     match shape {
         Shape::L4 => {
             let allowed: Vec<&str> = [l4::L4_KEYS, OWN_KEYS, &["experimental"]].concat();
@@ -211,7 +217,7 @@ fn build(d: &mut Diags, table: &DeTable) -> Option<Plan> {
         }
         Shape::Http => {
             root.check_keys(d, &[http::TOP_KEYS, OWN_KEYS].concat());
-            apps = http::check(d, &root);
+            http = http::check(d, &root, base);
         }
         Shape::Combined => {
             for (key, span, _) in root.entries() {
@@ -232,7 +238,7 @@ fn build(d: &mut Diags, table: &DeTable) -> Option<Plan> {
             let allowed = [http::TOP_KEYS, OWN_KEYS, &["l4"], &l4_only].concat();
             let candidates = [http::TOP_KEYS, OWN_KEYS, &["l4"]].concat();
             root.check_keys_suggesting(d, &allowed, &candidates);
-            apps = http::check(d, &root);
+            http = http::check(d, &root, base);
             if let Some(v) = root.get("l4") {
                 l4_tables(d, v, &mut tables);
             }
@@ -257,14 +263,15 @@ fn build(d: &mut Diags, table: &DeTable) -> Option<Plan> {
     something_to_serve(d, &root, &tables, status.as_ref());
     let services: Vec<ServiceOut> = services.into_iter().collect::<Option<_>>()?;
     let status = status?;
-    listener_conflicts(d, &services, &status);
+    let http = http?;
+    listener_conflicts(d, &services, &status, http.as_ref(), &root);
     Some(Plan {
         shape,
         l4: services.into_iter().map(|s| s.svc).collect(),
         status: status.into_iter().map(|(a, _)| a).collect(),
         dns: dns?,
         drain_timeout: drain?,
-        http_apps: apps,
+        http,
     })
 }
 
@@ -424,11 +431,18 @@ fn something_to_serve(
     }
 }
 
-/// Two listeners of one transport on one port whose addresses overlap cannot both bind.
+/// How listener conflicts name the HTTP engine's sockets.
+const HTTP_OWNER: &str = "the HTTP engine";
+
+/// Two listeners of one transport on one port whose addresses overlap cannot both bind. An
+/// L4 service on an HTTP port is no conflict: the multiplexer owns that socket and hands
+/// what no L4 rule claims to the HTTP engine.
 fn listener_conflicts(
     d: &mut Diags,
     services: &[ServiceOut],
     status: &[(SocketAddr, Range<usize>)],
+    http: Option<&HttpPlan>,
+    root: &Section,
 ) {
     let mut socks: Vec<(Transport, SocketAddr, String, Range<usize>)> = Vec::new();
     for s in services {
@@ -452,6 +466,15 @@ fn listener_conflicts(
             }
         }
     }
+    if let Some(h) = http {
+        let (plain, tls) = h.sockets();
+        for (key, addrs) in [("listen_port", plain), ("listen_port_tls", tls)] {
+            let span = root.get(key).map_or(0..0, |v| v.span());
+            for a in addrs {
+                socks.push((Transport::Tcp, a, HTTP_OWNER.to_string(), span.clone()));
+            }
+        }
+    }
     for (a, span) in status {
         if a.port() != 0 {
             socks.push((
@@ -469,10 +492,13 @@ fn listener_conflicts(
     };
     let mut reported = Vec::new();
     for (j, (tj, aj, oj, sj)) in socks.iter().enumerate() {
+        // The multiplexer owning an HTTP port is the combined shape's point, not a clash.
+        let l4 = |o: &str| o.starts_with("L4 ");
+        let shared = |oi: &str| (l4(oi) && oj == HTTP_OWNER) || (oi == HTTP_OWNER && l4(oj));
         let earlier = socks
             .iter()
             .take(j)
-            .find(|(ti, ai, oi, _)| ti == tj && oi != oj && overlap(ai, aj));
+            .find(|(ti, ai, oi, _)| ti == tj && oi != oj && !shared(oi) && overlap(ai, aj));
         if let Some((_, ai, oi, si)) = earlier {
             if reported.contains(&(oj, sj.start)) {
                 continue;

@@ -17,7 +17,7 @@ fn rpxy_reference_is_the_http_shape_with_its_apps() {
     let l = ok(RPXY);
     assert_eq!(l.plan.shape, Shape::Http);
     assert_eq!(
-        l.plan.http_apps,
+        l.plan.http.as_ref().unwrap().app_names(),
         ["localhost", "another_localhost", "localhost_with_acme"]
     );
     assert!(l.plan.l4.is_empty());
@@ -26,9 +26,9 @@ fn rpxy_reference_is_the_http_shape_with_its_apps() {
 #[test]
 fn rpxy_seed_readme_examples_with_apps_load() {
     let first = "listen_port = 80\n\n[apps.app1]\nserver_name = 'app1.example.com'\nreverse_proxy = [{ upstream = [{ location = 'app1.local:8080' }] }]\n";
-    assert_eq!(ok(first).plan.http_apps, ["app1"]);
+    assert_eq!(ok(first).plan.http.unwrap().app_names(), ["app1"]);
     let lb = "listen_port = 80\n[apps.\"app_name\"]\nserver_name = 'app1.example.com'\nreverse_proxy = [\n  { location = 'app1.local:8080' },\n]\nload_balance = 'round_robin'\n";
-    assert_eq!(ok(lb).plan.http_apps, ["app_name"]);
+    assert_eq!(ok(lb).plan.http.unwrap().app_names(), ["app_name"]);
     let paths = "listen_port_tls = 443\nhttps_redirection_port = 443\n[apps.app1]\nserver_name = 'app1.example.com'\ntls = { https_redirection = true, tls_cert_path = 'server.crt', tls_cert_key_path = 'server.key' }\n[[apps.app1.reverse_proxy]]\nupstream = [ { location = 'default.backend.local' } ]\n[[apps.app1.reverse_proxy]]\npath = '/path'\nupstream = [ { location = 'path.backend.local' } ]\n[experimental.h3]\nalt_svc_max_age = 3600\n";
     assert_eq!(ok(paths).plan.shape, Shape::Http);
 }
@@ -159,8 +159,8 @@ listen_port_tls = 8443
 status_listen = "127.0.0.1:8449"
 drain_timeout = "30s"
 
-[apps.web]
-server_name = "app.example.com"
+[apps]
+web = { server_name = "app.example.com", reverse_proxy = [{ upstream = [{ location = "127.0.0.1:3000" }] }] }
 
 [[l4]]
 listen_port = 443
@@ -185,7 +185,7 @@ fn combined_with_two_l4_services() {
     let l = ok(COMBINED);
     let p = &l.plan;
     assert_eq!(p.shape, Shape::Combined);
-    assert_eq!(p.http_apps, ["web"]);
+    assert_eq!(p.http.as_ref().unwrap().app_names(), ["web"]);
     let names: Vec<&str> = p.l4.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["l4[0]", "l4[1]"]);
     assert_eq!(p.l4[0].listen, ["127.0.0.1:443".parse().unwrap()]);
@@ -201,7 +201,7 @@ fn combined_with_two_l4_services() {
 #[test]
 fn combined_single_l4_table_is_named_l4() {
     let l = ok(
-        "listen_port_tls = 8443\n[apps.a]\nserver_name = 'a'\n[l4]\nlisten_port = 443\ntcp_target = \"127.0.0.1:8443\"\n",
+        "listen_port_tls = 8443\n[apps.a]\nserver_name = 'a'\ntls = { acme = true }\n[experimental.acme]\nemail = 'a@example.com'\n[l4]\nlisten_port = 443\ntcp_target = \"127.0.0.1:8443\"\n",
     );
     assert_eq!(l.plan.l4[0].name, "l4");
 }

@@ -268,11 +268,25 @@ pub(crate) fn strings<'v>(
     }
 }
 
+/// Longest duration accepted anywhere: deadlines are computed as `now + duration`, which
+/// must not overflow, and nothing sensible waits longer.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// An integer number of seconds or a string such as `"1m30s"`.
 pub(crate) fn duration(d: &mut Diags, key: &str, v: &Value) -> Option<Duration> {
     match v.get_ref() {
-        DeValue::Integer(_) => int(d, key, v, 0, u64::MAX).map(Duration::from_secs),
+        DeValue::Integer(_) => int(d, key, v, 0, MAX_DURATION.as_secs()).map(Duration::from_secs),
         DeValue::String(s) => match values::parse_duration(s) {
+            Ok(t) if t > MAX_DURATION => {
+                d.error(
+                    &v.span(),
+                    format!(
+                        "`{key}`: {} is longer than the 10-year maximum; use 0 to disable",
+                        echo(s)
+                    ),
+                );
+                None
+            }
             Ok(t) => Some(t),
             Err(e) => {
                 d.error(

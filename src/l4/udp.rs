@@ -116,6 +116,8 @@ pub async fn serve(
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut draining = false;
+    // Flows of this listener included in the service's `udp_flows` counter.
+    let mut counted = 0usize;
     enum Wake {
         Readable,
         Deadline,
@@ -155,6 +157,8 @@ pub async fn serve(
         }
         match wake {
             Wake::Control(None) => {
+                let flows = &me.slot.borrow().stats.udp_flows;
+                flows.set(flows.get().saturating_sub(counted));
                 let all = me.table.borrow_mut().drain();
                 for e in all {
                     me.finish(e, "shutdown");
@@ -185,11 +189,11 @@ pub async fn serve(
                 }
             }
         }
-        me.slot
-            .borrow()
-            .stats
-            .udp_flows
-            .set(me.table.borrow().len());
+        // Several listeners may feed one service: add this one's change, not its total.
+        let len = me.table.borrow().len();
+        let flows = &me.slot.borrow().stats.udp_flows;
+        flows.set((flows.get() + len).saturating_sub(counted));
+        counted = len;
         if draining && me.table.borrow().is_empty() {
             log::info!("udp {}: drained, socket closed", me.addr);
             return;
@@ -414,7 +418,7 @@ async fn setup_flow(
             continue;
         };
         match shared.resolver.resolve(target).await {
-            Ok(addrs) => match addrs.first().map(|a| connect_upstream(*a)) {
+            Ok(addrs) => match prefer_family(&addrs, key.local).map(connect_upstream) {
                 Some(Ok(sock)) => {
                     opened = Some((sock, target.clone()));
                     break;
@@ -496,10 +500,21 @@ async fn relay_replies(
     _hold: state::TargetHold,
 ) {
     let from = (key.local.ip() != listener_ip(&listener)).then_some(key.local.ip());
-    let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        match upstream.recv(&mut buf).await {
-            Ok(n) => {
+        if let Err(e) = upstream.readable().await {
+            log::debug!("udp {}: upstream wait error: {e}", key.client);
+            Timer::after(Duration::from_millis(100)).await;
+            continue;
+        }
+        // Drain what is queued through the thread's one reply buffer: nothing awaits while
+        // it is borrowed, so thousands of flows share 64 KiB instead of holding one each.
+        let result = REPLY_BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            for _ in 0..RECV_BATCH {
+                let n = match upstream.get_ref().recv(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) => return e,
+                };
                 let data = buf.get(..n).unwrap_or_default();
                 match sys::send_from(listener.get_ref(), data, key.client, from) {
                     Ok(_) => {
@@ -513,15 +528,36 @@ async fn relay_replies(
                     }
                 }
             }
+            // A busy upstream yields after a batch so other flows get their turn.
+            io::Error::from(io::ErrorKind::Interrupted)
+        });
+        match result.kind() {
+            io::ErrorKind::WouldBlock => {}
+            io::ErrorKind::Interrupted => future::yield_now().await,
             // ICMP port unreachable from the target surfaces here; the flow lives on.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
-            Err(e) => {
+            io::ErrorKind::ConnectionRefused => {}
+            _ => {
                 // Unexpected: back off a little rather than spin on a persistent error.
-                log::debug!("udp {}: upstream receive error: {e}", key.client);
+                log::debug!("udp {}: upstream receive error: {result}", key.client);
                 Timer::after(Duration::from_millis(100)).await;
             }
         }
     }
+}
+
+thread_local! {
+    /// The receive buffer every flow's reply relay on this thread uses in turn.
+    static REPLY_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; MAX_DATAGRAM]);
+}
+
+/// The first address of the client's own family (a name resolving to both ::1 and
+/// 127.0.0.1 reaches an IPv4-only backend from an IPv4 listener), else the first.
+fn prefer_family(addrs: &[SocketAddr], local: SocketAddr) -> Option<SocketAddr> {
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4() == local.is_ipv4())
+        .or(addrs.first())
+        .copied()
 }
 
 fn listener_ip(sock: &Async<UdpSocket>) -> IpAddr {
