@@ -15,7 +15,7 @@ APT_INSTALL = $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteracti
 	apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends
 
 .PHONY: deps deps-rust deps-test deps-musl build release run check-config \
-	test fmt clippy static size fuzz
+	test fmt clippy static size fuzz bench
 
 ## Dependencies -------------------------------------------------------------
 
@@ -102,3 +102,12 @@ fuzz: deps-rust
 	  echo "== fuzz $$t ($(FUZZ_SECONDS)s)"; \
 	  cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
+
+## Benchmarks -----------------------------------------------------------------
+
+# Side-by-side benchmark of sluice and its peers (nginx, haproxy, sslh, caddy) on loopback:
+# installs what it needs from Debian, prints a markdown report and writes bench/RESULTS.md.
+# BENCH_QUICK=1 for a ~2-minute check (writes bench/RESULTS.quick.md); other knobs
+# (BENCH_RUNS, BENCH_SECONDS, BENCH_SCENARIOS, ...) are listed at the top of bench/run.sh.
+bench: static
+	bench/run.sh

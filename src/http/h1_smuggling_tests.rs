@@ -197,17 +197,14 @@ fn smuggling_corpus_is_in_the_fuzz_corpus() {
             "{}/fuzz/corpus/h1_request/smuggle_{name}",
             env!("CARGO_MANIFEST_DIR")
         );
+        // After changing CORPUS: `SLUICE_WRITE_CORPUS=1 cargo test smuggling` rewrites the files.
+        if std::env::var_os("SLUICE_WRITE_CORPUS").is_some() {
+            std::fs::write(&path, payload).unwrap();
+        }
         let stored = std::fs::read(&path).unwrap_or_default();
-        assert_eq!(stored, *payload, "{path} is missing or stale");
-    }
-}
-
-#[test]
-#[ignore = "writes fuzz/corpus/h1_request; run by hand after changing CORPUS"]
-fn write_smuggling_corpus() {
-    let dir = format!("{}/fuzz/corpus/h1_request", env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, payload, _) in CORPUS {
-        std::fs::write(format!("{dir}/smuggle_{name}"), payload).unwrap();
+        assert_eq!(
+            stored, *payload,
+            "{path} is missing or stale (see SLUICE_WRITE_CORPUS above)"
+        );
     }
 }
