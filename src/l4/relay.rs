@@ -156,33 +156,48 @@ async fn pump(
     to: &Async<TcpStream>,
     dir: Direction<'_>,
 ) -> io::Result<()> {
-    // An idle connection holds no pipe: it is made when the first bytes (or EOF) arrive.
-    from.readable().await?;
-    match sys::splice_pipe() {
-        Ok((pipe_out, pipe_in)) => pump_splice(from, to, &pipe_out, &pipe_in, dir).await,
-        Err(e) => {
-            log::debug!("relay: no pipe for splice ({e}); copying through a buffer");
-            pump_copy(from, to, dir).await
+    loop {
+        // A pipe exists only during a burst: idle connections hold just their two sockets,
+        // so descriptors go to connections that move data.
+        from.readable().await?;
+        let (pipe_out, pipe_in) = match sys::splice_pipe() {
+            Ok(pipe) => pipe,
+            Err(e) => {
+                log::debug!("relay: no pipe for splice ({e}); copying through a buffer");
+                return pump_copy(from, to, dir).await;
+            }
+        };
+        if splice_burst(from, to, &pipe_out, &pipe_in, &dir).await? == Burst::Eof {
+            dir.eof(to);
+            return Ok(());
         }
     }
 }
 
-async fn pump_splice(
+#[derive(PartialEq, Eq)]
+enum Burst {
+    /// The socket has nothing more for now (the pipe is empty again).
+    Drained,
+    Eof,
+}
+
+/// Splice from `from` to `to` through the pipe until `from` has nothing queued or ends.
+async fn splice_burst(
     from: &Async<TcpStream>,
     to: &Async<TcpStream>,
     pipe_out: &OwnedFd,
     pipe_in: &OwnedFd,
-    dir: Direction<'_>,
-) -> io::Result<()> {
+    dir: &Direction<'_>,
+) -> io::Result<Burst> {
     loop {
         // The pipe is empty here, so WouldBlock can only mean the socket has nothing yet.
-        let n = from
-            .read_with(|s| sys::splice(s, pipe_in, SPLICE_CHUNK))
-            .await?;
-        if n == 0 {
-            dir.eof(to);
-            return Ok(());
-        }
+        let n = match sys::splice(from.get_ref(), pipe_in, SPLICE_CHUNK) {
+            Ok(0) => return Ok(Burst::Eof),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Burst::Drained),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         let mut left = n;
         while left > 0 {
             left -= to.write_with(|s| sys::splice(pipe_out, s, left)).await?;
@@ -248,8 +263,7 @@ mod tests {
         };
         smol::block_on(async {
             if use_splice {
-                let (o, i) = sys::splice_pipe().unwrap();
-                pump_splice(&a, &b, &o, &i, dir).await.unwrap();
+                pump(&a, &b, dir).await.unwrap();
             } else {
                 pump_copy(&a, &b, dir).await.unwrap();
             }
