@@ -49,10 +49,7 @@ impl Decision<'_> {
     /// The `proto=` field of the access line.
     pub fn label(&self) -> String {
         match self {
-            Decision::Detected { detected, .. } => match &detected.sni {
-                Some(sni) => format!("{} sni={sni}", detected.protocol.name()),
-                None => detected.protocol.name().to_owned(),
-            },
+            Decision::Detected { detected, .. } => detected.label(),
             Decision::Unmatched { why, .. } => format!("unknown({why})"),
             Decision::Silent { .. } => "silent".to_owned(),
             Decision::Gone => "none".to_owned(),

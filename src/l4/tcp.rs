@@ -92,6 +92,19 @@ struct Access {
 }
 
 impl Access {
+    /// Nothing known yet but who connected where.
+    fn new(peer: SocketAddr, listener: SocketAddr) -> Self {
+        let dash = || "-".to_owned();
+        Access {
+            peer,
+            listener,
+            started: Instant::now(),
+            route: dash(),
+            proto: dash(),
+            target: dash(),
+        }
+    }
+
     fn log(&self, up: u64, down: u64, end: &str) {
         log::info!(
             target: crate::logging::ACCESS,
@@ -107,14 +120,7 @@ impl Access {
 }
 
 fn access_refused(peer: SocketAddr, listener: SocketAddr) {
-    let a = Access {
-        peer,
-        listener,
-        started: Instant::now(),
-        route: "-".into(),
-        proto: "-".into(),
-        target: "-".into(),
-    };
+    let a = Access::new(peer, listener);
     a.log(0, 0, "refused_limit");
 }
 
@@ -139,14 +145,7 @@ async fn handle(
     let _drain = shared.drain.guard();
     let slot = active.0.clone();
     state::add(&slot.stats.tcp_total, 1);
-    let mut log = Access {
-        peer,
-        listener,
-        started: Instant::now(),
-        route: "-".into(),
-        proto: "-".into(),
-        target: "-".into(),
-    };
+    let mut log = Access::new(peer, listener);
     // Where the client really is and what it connected to (a PROXY header may say otherwise).
     let mut src = peer;
     let mut dst = client.get_ref().local_addr().unwrap_or(listener);

@@ -286,11 +286,7 @@ impl Listener {
                 let (route, proto) = match probe::probe_udp(&refs, wanted) {
                     Probe::Match(d) => {
                         let rule = route::select(&svc.protocols, &d).map(|r| &r.route);
-                        let proto = match &d.sni {
-                            Some(sni) => format!("{} sni={sni}", d.protocol.name()),
-                            None => d.protocol.name().to_owned(),
-                        };
-                        (rule.or(default), proto)
+                        (rule.or(default), d.label())
                     }
                     Probe::NeedMore if !timed_out && datagrams.len() < MAX_PROBE_DATAGRAMS => {
                         return;

@@ -56,6 +56,14 @@ impl Detected {
             ech: false,
         }
     }
+
+    /// How access lines name it: `tls sni=a.example.com`, `ssh`.
+    pub fn label(&self) -> String {
+        match &self.sni {
+            Some(sni) => format!("{} sni={sni}", self.protocol.name()),
+            None => self.protocol.name().to_owned(),
+        }
+    }
 }
 
 /// A TCP probe: the whole prefix the client has sent so far.
