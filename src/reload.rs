@@ -73,6 +73,14 @@ pub struct Supervisor {
     draining_udp: Vec<Running>,
     stamp: Option<FileStamp>,
     missing_reported: bool,
+    /// Installed by [`Supervisor::start`] before any socket is bound, so a signal sent as soon
+    /// as "ready" is logged already gets its graceful meaning instead of the default action.
+    signals: Option<Signals>,
+}
+
+/// Take over the signals the supervisor handles.
+fn install_signals() -> io::Result<Signals> {
+    Signals::new([Signal::Hup, Signal::Usr1, Signal::Term, Signal::Int])
 }
 
 impl Supervisor {
@@ -85,14 +93,17 @@ impl Supervisor {
             draining_udp: Vec::new(),
             stamp,
             missing_reported: false,
+            signals: None,
         }
     }
 
     /// Bind and start everything of the initial plan.
     ///
     /// # Errors
-    /// A socket could not be bound; nothing is left running.
+    /// The signal handlers could not be installed, or a socket could not be bound; nothing is
+    /// left running.
     pub fn start(&mut self) -> Result<(), String> {
+        self.signals = Some(install_signals().map_err(|e| format!("signal handlers: {e}"))?);
         let plan = self.shared.plan.borrow().clone();
         self.apply(&plan)?;
         self.shared.generation.set(1);
@@ -433,7 +444,10 @@ impl Supervisor {
 
     /// Poll and handle signals until SIGTERM/SIGINT, then drain and return.
     pub async fn run(mut self) -> io::Result<()> {
-        let mut signals = Signals::new([Signal::Hup, Signal::Usr1, Signal::Term, Signal::Int])?;
+        let mut signals = match self.signals.take() {
+            Some(s) => s,
+            None => install_signals()?,
+        };
         loop {
             let next = future::or(async { signals.next().await.and_then(Result::ok) }, async {
                 Timer::after(POLL_INTERVAL).await;

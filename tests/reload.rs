@@ -206,3 +206,19 @@ fn a_udp_address_removed_then_added_back_serves_again() {
     let c = udp_client();
     assert_eq!(udp_ask(&c, local(p1), b"back").backend, "U");
 }
+
+#[test]
+fn signals_sent_the_moment_ready_is_logged_get_their_graceful_meaning() {
+    // Process managers signal as soon as the service reports ready; the handlers must be in
+    // place by then, or SIGHUP kills the process instead of reloading it.
+    let a = TcpBackend::echo("A");
+    for _ in 0..5 {
+        let port = free_port();
+        let mut sluice = Sluice::start(&tcp_config(port, &[a.addr()], "none", ""));
+        sluice.hup();
+        sluice.wait_for("SIGHUP: reloading", LOG_TIMEOUT);
+        sluice.term();
+        let status = sluice.wait_exit(LOG_TIMEOUT);
+        assert!(status.success(), "exit after SIGTERM: {status:?}");
+    }
+}
