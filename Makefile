@@ -31,7 +31,8 @@ deps-rust:
 	done
 
 # What the interop tests drive through sluice: real TLS clients and servers (openssl, curl),
-# a real OpenSSH client and server, and a QUIC peer (python aioquic, from PyPI).
+# a real OpenSSH client and server, a QUIC peer (python aioquic, from PyPI) and a WebSocket
+# client (python websockets, from PyPI).
 TEST_TOOLS := openssl:openssl curl:curl ssh:openssh-client /usr/sbin/sshd:openssh-server python3:python3
 deps-test:
 	@pkgs=""; for t in $(TEST_TOOLS); do \
@@ -40,6 +41,7 @@ deps-test:
 	done; \
 	if [ -n "$$pkgs" ]; then echo "installing:$$pkgs"; $(APT_INSTALL) $$pkgs; fi
 	@python3 -c 'import aioquic' 2>/dev/null || python3 -m pip install --quiet aioquic
+	@python3 -c 'import websockets' 2>/dev/null || python3 -m pip install --quiet websockets
 
 # What the static build needs: the musl Rust target and a musl C compiler
 # (ring compiles C code).

@@ -103,12 +103,6 @@ fn main() -> ExitCode {
     for l in loaded.plan.limitations() {
         log::warn!("{l}");
     }
-    if let Some(http) = loaded.plan.http.as_ref().filter(|h| !h.apps.is_empty()) {
-        log::warn!(
-            "this version does not serve HTTP apps yet ({}); only the L4 services and the status page run",
-            http.app_names().join(", ")
-        );
-    }
     let shared = state::Shared::new(loaded.plan, file);
     let mut supervisor = reload::Supervisor::new(shared, path);
     if let Err(e) = supervisor.start() {

@@ -15,10 +15,11 @@ use async_signal::{Signal, Signals};
 use futures_lite::{StreamExt, future};
 use smol::channel::Sender;
 
+use crate::http::engine::Engine;
 use crate::l4::udp::UdpControl;
 use crate::plan::{ListenerKey, Plan, Role, Transport, diff_listeners};
 use crate::state::{self, ServiceSlot, Shared};
-use crate::{config, l4, logging, status, sys};
+use crate::{config, http, l4, logging, status, sys};
 
 /// How often the config file is checked for changes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -46,11 +47,14 @@ impl FileStamp {
 }
 
 /// A running listening socket and what feeds it.
+/// The service a socket feeds, repointed by reloads.
+type SlotCell = Rc<RefCell<Rc<ServiceSlot>>>;
+
 struct Running {
     key: ListenerKey,
     /// Which service this socket feeds (none for the status page); repointed when a reload
     /// moves the address to another service.
-    slot: Option<Rc<RefCell<Rc<ServiceSlot>>>>,
+    slot: Option<SlotCell>,
     tcp: Option<Rc<Async<TcpListener>>>,
     udp_control: Option<Sender<UdpControl>>,
     /// The accept loop, status server or UDP loop; dropping it cancels it.
@@ -120,10 +124,8 @@ impl Supervisor {
                     Transport::Tcp => "tcp",
                     Transport::Udp => "udp",
                 };
-                match r.key.role {
-                    Role::Status => format!("status {t} {}", r.key.addr),
-                    Role::L4(_) => format!("{t} {}", r.key.addr),
-                }
+                let _ = t;
+                format!("{} {}", r.key.describe(), r.key.addr)
             })
             .collect();
         if parts.is_empty() {
@@ -179,6 +181,12 @@ impl Supervisor {
 
         // Commit: nothing below can fail.
         *self.shared.plan.borrow_mut() = plan.clone();
+        let old_engine = self.shared.http.borrow_mut().take();
+        let engine = plan
+            .http
+            .clone()
+            .map(|h| Rc::new(Engine::new(h, old_engine.as_deref(), &self.shared)));
+        *self.shared.http.borrow_mut() = engine;
         self.shared.resolver.set_settings(plan.dns);
         let slots = self.update_slots(plan);
 
@@ -187,37 +195,16 @@ impl Supervisor {
                 continue;
             };
             r.key = *new;
-            // The address stays but its job changes (status page <-> L4 service): keep the
-            // socket, replace the task that serves it.
-            if let (Some(l), true) = (
-                r.tcp.clone(),
-                (old.role == Role::Status) != (new.role == Role::Status),
-            ) {
-                match new.role {
-                    Role::Status => {
-                        r.slot = None;
-                        r.task = Some(state::spawn(status::serve(l, self.shared.clone())));
-                    }
-                    Role::L4(i) => {
-                        let Some(slot) = slots.get(i) else { continue };
-                        let cell = Rc::new(RefCell::new(slot.clone()));
-                        r.task = Some(state::spawn(l4::tcp::accept_loop(
-                            l,
-                            new.addr,
-                            cell.clone(),
-                            self.shared.clone(),
-                        )));
-                        r.slot = Some(cell);
-                    }
-                }
+            // The address stays but its job changes (status page, HTTP engine, L4 service):
+            // keep the socket, replace the task that serves it.
+            if let (Some(l), true) = (r.tcp.clone(), job(old.role) != job(new.role)) {
+                let (slot, task) = Self::serve_tcp(&self.shared, l, *new, &slots);
+                r.slot = slot;
+                r.task = Some(task);
                 log::info!(
                     "tcp {}: socket kept, now serving {}",
                     new.addr,
-                    if new.role == Role::Status {
-                        "the status page"
-                    } else {
-                        "an L4 service"
-                    }
+                    job(new.role)
                 );
                 continue;
             }
@@ -227,7 +214,7 @@ impl Supervisor {
                 *cell.borrow_mut() = slot.clone();
             }
             if let Some(l) = &r.tcp
-                && old.role != Role::Status
+                && job(old.role) != "the status page"
                 && let Err(e) = sys::set_backlog(l.get_ref(), backlog_of(plan, new))
             {
                 log::warn!("tcp {}: cannot change backlog: {e}", new.addr);
@@ -283,29 +270,13 @@ impl Supervisor {
         for (key, b) in bound {
             let slot = match key.role {
                 Role::L4(i) => slots.get(i).map(|s| Rc::new(RefCell::new(s.clone()))),
-                Role::Status => None,
+                Role::Status | Role::Http => None,
             };
             match (b, &slot) {
                 (Bound::Revive(_), _) => {}
-                (Bound::Tcp(l), None) => {
+                (Bound::Tcp(l), _) => {
                     let l = Rc::new(l);
-                    let task = state::spawn(status::serve(l.clone(), self.shared.clone()));
-                    self.running.push(Running {
-                        key,
-                        slot,
-                        tcp: Some(l),
-                        udp_control: None,
-                        task: Some(task),
-                    });
-                }
-                (Bound::Tcp(l), Some(cell)) => {
-                    let l = Rc::new(l);
-                    let task = state::spawn(l4::tcp::accept_loop(
-                        l.clone(),
-                        key.addr,
-                        cell.clone(),
-                        self.shared.clone(),
-                    ));
+                    let (slot, task) = Self::serve_tcp(&self.shared, l.clone(), key, &slots);
                     self.running.push(Running {
                         key,
                         slot,
@@ -346,6 +317,33 @@ impl Supervisor {
     }
 
     /// One slot per service of `plan` (by name, so counters survive reloads), in plan order.
+    /// Start the task that serves TCP listener `l` in its role; L4 services also get the
+    /// slot cell a reload updates.
+    fn serve_tcp(
+        shared: &Rc<Shared>,
+        l: Rc<Async<TcpListener>>,
+        key: ListenerKey,
+        slots: &[Rc<ServiceSlot>],
+    ) -> (Option<SlotCell>, smol::Task<()>) {
+        let shared = shared.clone();
+        match key.role {
+            Role::Status => (None, state::spawn(status::serve(l, shared))),
+            Role::Http => (
+                None,
+                state::spawn(http::server::accept_loop(l, key.addr, shared)),
+            ),
+            Role::L4(i) => {
+                // listeners() only names existing services, so the slot is always there.
+                let Some(slot) = slots.get(i).cloned() else {
+                    return (None, state::spawn(async {}));
+                };
+                let cell = Rc::new(RefCell::new(slot));
+                let task = state::spawn(l4::tcp::accept_loop(l, key.addr, cell.clone(), shared));
+                (Some(cell), task)
+            }
+        }
+    }
+
     fn update_slots(&self, plan: &Plan) -> Vec<Rc<ServiceSlot>> {
         let mut slots = self.shared.slots.borrow_mut();
         let mut out = Vec::new();
@@ -533,6 +531,15 @@ impl Supervisor {
     }
 }
 
+/// What a TCP socket of `role` serves, for logs and for noticing a change of job.
+fn job(role: Role) -> &'static str {
+    match role {
+        Role::L4(_) => "an L4 service",
+        Role::Status => "the status page",
+        Role::Http => "the HTTP engine",
+    }
+}
+
 /// Refuse new connections on a TCP listener at once. Its accept task is cancelled when the
 /// `Running` is dropped, but the task's future (and its reference to the socket) only goes
 /// away when the executor next runs it; without this a connection could slip in after the
@@ -549,5 +556,6 @@ fn backlog_of(plan: &Plan, key: &ListenerKey) -> u32 {
     match key.role {
         Role::L4(i) => plan.l4.get(i).map_or(1024, |s| s.tcp.backlog),
         Role::Status => 64,
+        Role::Http => plan.http.as_ref().map_or(1024, |h| h.tcp_listen_backlog),
     }
 }

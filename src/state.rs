@@ -83,6 +83,8 @@ pub struct DrainTracker {
     rx: Receiver<()>,
     cut_tx: RefCell<Option<Sender<()>>>,
     cut_rx: Receiver<()>,
+    stop_tx: RefCell<Option<Sender<()>>>,
+    stop_rx: Receiver<()>,
 }
 
 /// Held by each open TCP connection.
@@ -94,7 +96,10 @@ impl DrainTracker {
     fn new() -> Self {
         let (tx, rx) = smol::channel::bounded(1);
         let (cut_tx, cut_rx) = smol::channel::bounded(1);
+        let (stop_tx, stop_rx) = smol::channel::bounded(1);
         DrainTracker {
+            stop_tx: RefCell::new(Some(stop_tx)),
+            stop_rx,
             tx: RefCell::new(Some(tx)),
             rx,
             cut_tx: RefCell::new(Some(cut_tx)),
@@ -111,6 +116,19 @@ impl DrainTracker {
         }
     }
 
+    /// Resolves when draining starts: idle keep-alive connections close then.
+    pub fn stopping(&self) -> impl Future<Output = ()> + 'static {
+        let rx = self.stop_rx.clone();
+        async move {
+            let _ = rx.recv().await;
+        }
+    }
+
+    /// Draining has started: finish the request in hand, take no other.
+    pub fn is_stopping(&self) -> bool {
+        self.stop_tx.borrow().is_none()
+    }
+
     /// Tell every open connection to close now.
     pub fn cut(&self) {
         self.cut_tx.borrow_mut().take();
@@ -125,6 +143,7 @@ impl DrainTracker {
     /// Resolves once every guard handed out so far is dropped.
     pub async fn wait_idle(&self) {
         self.tx.borrow_mut().take();
+        self.stop_tx.borrow_mut().take();
         // No one sends: recv() returns Err once the last sender is gone.
         let _ = self.rx.recv().await;
     }
@@ -140,6 +159,8 @@ pub struct Shared {
     pub target_load: RefCell<HashMap<Target, usize>>,
     pub resolver: Resolver,
     pub drain: DrainTracker,
+    /// The HTTP engine of the running plan (`None` without HTTP listeners).
+    pub http: RefCell<Option<Rc<crate::http::engine::Engine>>>,
 }
 
 impl Shared {
@@ -153,7 +174,13 @@ impl Shared {
             slots: RefCell::default(),
             target_load: RefCell::default(),
             drain: DrainTracker::new(),
+            http: RefCell::default(),
         })
+    }
+
+    /// The HTTP engine requests are served with right now.
+    pub fn http_engine(&self) -> Option<Rc<crate::http::engine::Engine>> {
+        self.http.borrow().clone()
     }
 
     pub fn load_of(&self, target: &Target) -> usize {

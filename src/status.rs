@@ -150,13 +150,13 @@ fn route_targets(r: &Option<Route>) -> String {
     )
 }
 
-fn esc_html(s: &str) -> String {
+pub(crate) fn esc_html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
-fn esc_json(s: &str) -> String {
+pub(crate) fn esc_json(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -171,10 +171,13 @@ fn esc_json(s: &str) -> String {
     out
 }
 
-fn html(shared: &Shared) -> String {
+/// The status page as HTML.
+pub fn html(shared: &Shared) -> String {
     let plan = shared.plan.borrow().clone();
     let slots = shared.slots.borrow();
-    let mut s = String::from("<!doctype html><meta charset=utf-8><title>sluice status</title>");
+    let mut s = String::from(
+        "<!doctype html><html lang=en><meta charset=utf-8><title>sluice status</title>",
+    );
     s.push_str("<style>body{font:14px system-ui,sans-serif;margin:2em}td,th{padding:2px 10px;text-align:left}</style>");
     let _ = write!(
         s,
@@ -231,11 +234,15 @@ fn html(shared: &Shared) -> String {
         }
         s.push_str("</table>");
     }
-    s.push_str("<p><a href=\"/status.json\">JSON</a></p>");
+    if let Some(engine) = shared.http_engine() {
+        crate::http::status::html(&engine, &mut s);
+    }
+    s.push_str("<p><a href=\"/status.json\">JSON</a> (or <code>?format=json</code>)</p>");
     s
 }
 
-fn json(shared: &Shared) -> String {
+/// The status page as JSON.
+pub fn json(shared: &Shared) -> String {
     let plan = shared.plan.borrow().clone();
     let slots = shared.slots.borrow();
     let mut s = format!(
@@ -299,7 +306,18 @@ fn json(shared: &Shared) -> String {
         }
         s.push('}');
     }
-    s.push_str("]}\n");
+    s.push_str("],\"listeners\":[");
+    let listeners: Vec<String> = plan
+        .listeners()
+        .iter()
+        .map(|k| format!("\"{} {}\"", k.describe(), k.addr))
+        .collect();
+    s.push_str(&listeners.join(","));
+    s.push(']');
+    if let Some(engine) = shared.http_engine() {
+        crate::http::status::json(&engine, &mut s);
+    }
+    s.push_str("}\n");
     s
 }
 

@@ -166,6 +166,15 @@ fn http_service(out: &mut String, h: &HttpPlan) {
         listen.push("nothing (no listen_port or listen_port_tls)".to_string());
     }
     sub_row(out, "listen", &listen.join("; "));
+    let t = &h.timeouts;
+    sub_row(
+        out,
+        "timeouts",
+        &format!(
+            "request head {:?}, keep-alive {:?}, upstream connect {:?}, upstream response {:?}",
+            t.request_header, t.keepalive, t.upstream_connect, t.upstream_response
+        ),
+    );
     let mut limits = format!("max {} clients", h.max_clients);
     if let Some(n) = h.max_clients_per_ip {
         let _ = write!(limits, " ({n} per IP)");
@@ -290,6 +299,10 @@ fn http_route(r: &HttpRoute) -> String {
     let mut s = r.path.clone().unwrap_or_else(|| "(default)".to_string());
     if let Some(p) = &r.replace_path {
         let _ = write!(s, " (as {p})");
+    }
+    if r.builtin.is_some() {
+        s.push_str(" -> built-in status page (HTML; JSON with ?format=json)");
+        return s;
     }
     let ups: Vec<String> = r.upstreams.iter().map(upstream_text).collect();
     let _ = write!(s, " -> {} ({})", ups.join(", "), r.balance.name());

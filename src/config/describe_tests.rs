@@ -100,6 +100,7 @@ email = "ops@example.org"
 config /etc/sluice.toml: rpxy shape, OK
 http service
   listen    http 127.0.0.1:8080; https 127.0.0.1:8443; h3 udp 127.0.0.1:8443
+  timeouts  request head 30s, keep-alive 60s, upstream connect 5s, upstream response 60s
   limits    max 512 clients (8 per IP), 64 h2 streams, backlog 1024, body 10m, connections closed after 1h
   public    https port 443 in redirects and Alt-Svc
   default   app web (plain HTTP with an unknown host)

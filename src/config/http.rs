@@ -22,8 +22,8 @@ use super::suggest;
 use super::values;
 use super::walk::{self, Diags, Section, Value};
 use crate::plan::{
-    AcmeSettings, CacheSettings, H3Settings, HttpExperimental, HttpPlan, ProxyProvider,
-    RecvProxySettings, StickySecret, TrustedProxy,
+    AcmeSettings, CacheSettings, H3Settings, HttpExperimental, HttpPlan, HttpTimeouts,
+    ProxyProvider, RecvProxySettings, StickySecret, TrustedProxy,
 };
 
 /// rpxy's top-level keys (reference config and seed README).
@@ -44,6 +44,10 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "sticky_cookie_secret",
     "public_https_port",
     "https_redirection_port",
+    "request_header_timeout",
+    "keepalive_timeout",
+    "upstream_connect_timeout",
+    "upstream_response_timeout",
     "apps",
     "experimental",
 ];
@@ -182,6 +186,7 @@ pub(crate) fn check(d: &mut Diags, root: &Section, base: &Path) -> Option<Option
     let secret = l4::opt(d, root, "sticky_cookie_secret", None, |d, v| {
         sticky_secret(d, v).map(Some)
     });
+    let timeouts = timeouts(d, root);
     let experimental = match root.get("experimental") {
         Some(v) => experimental(d, v),
         None => Some(HttpExperimental::default()),
@@ -240,8 +245,34 @@ pub(crate) fn check(d: &mut Diags, root: &Section, base: &Path) -> Option<Option
         sticky_cookie_secret: secret?,
         public_https_port: public_port?,
         apps,
+        timeouts: timeouts?,
         experimental: experimental?,
     }))
+}
+
+/// The sluice extension timeouts (not rpxy keys); zero is refused: each guards a resource.
+fn timeouts(d: &mut Diags, root: &Section) -> Option<HttpTimeouts> {
+    let mut get = |key: &str, default: Duration| {
+        l4::opt(d, root, key, default, |d, v| {
+            let t = walk::duration(d, key, v)?;
+            if t.is_zero() {
+                d.error(&v.span(), format!("`{key}` must be greater than 0"));
+                return None;
+            }
+            Some(t)
+        })
+    };
+    let defaults = HttpTimeouts::default();
+    let request_header = get("request_header_timeout", defaults.request_header);
+    let keepalive = get("keepalive_timeout", defaults.keepalive);
+    let upstream_connect = get("upstream_connect_timeout", defaults.upstream_connect);
+    let upstream_response = get("upstream_response_timeout", defaults.upstream_response);
+    Some(HttpTimeouts {
+        request_header: request_header?,
+        keepalive: keepalive?,
+        upstream_connect: upstream_connect?,
+        upstream_response: upstream_response?,
+    })
 }
 
 /// `public_https_port`, or its older name `https_redirection_port` (not both).

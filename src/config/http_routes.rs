@@ -24,7 +24,8 @@ use super::suggest;
 use super::values;
 use super::walk::{self, Diags, Section, Value};
 use crate::plan::{
-    HealthCheck, HealthCheckKind, HttpBalance, HttpRoute, Target, Upstream, UpstreamOptions,
+    Builtin, HealthCheck, HealthCheckKind, HttpBalance, HttpRoute, Target, Upstream,
+    UpstreamOptions,
 };
 
 const ROUTE_KEYS: &[&str] = &[
@@ -117,6 +118,20 @@ pub(crate) fn routes(
     let is_flat = |t: &toml::de::DeTable| t.contains_key("location") && !t.contains_key("upstream");
     if entries.iter().all(|(t, _)| is_flat(t)) {
         // The seed README's flat form: every entry is an upstream of one default route.
+        let label = format!("`reverse_proxy` of `[apps.{app}]`");
+        let builtin_at = entries.iter().position(|(t, _)| is_builtin(t));
+        if let Some((t, span)) = builtin_at.and_then(|i| entries.get(i)) {
+            let which = builtin(d, t, span, entries.len(), &label)?;
+            return Some(vec![HttpRoute {
+                path: None,
+                replace_path: None,
+                upstreams: Vec::new(),
+                builtin: Some(which),
+                balance: HttpBalance::None,
+                options: UpstreamOptions::default(),
+                health_check: None,
+            }]);
+        }
         let mut ups = Vec::new();
         let mut ok = true;
         for (i, (t, span)) in entries.iter().enumerate() {
@@ -131,6 +146,7 @@ pub(crate) fn routes(
                 path: None,
                 replace_path: None,
                 upstreams: ups,
+                builtin: None,
                 balance: app_balance.unwrap_or(HttpBalance::None),
                 options: UpstreamOptions::default(),
                 health_check: None,
@@ -215,6 +231,11 @@ fn route(
             );
             return None;
         }
+        let builtin_at = list.iter().position(|(t, _)| is_builtin(t));
+        if let Some(i) = builtin_at {
+            let (t, span) = list.get(i)?;
+            return builtin(d, t, span, list.len(), &sec.label).map(Err);
+        }
         let parsed: Vec<Option<Upstream>> = list
             .iter()
             .enumerate()
@@ -223,7 +244,7 @@ fn route(
                 upstream(d, t, span, label, cx)
             })
             .collect();
-        parsed.into_iter().collect::<Option<Vec<_>>>()
+        parsed.into_iter().collect::<Option<Vec<_>>>().map(Ok)
     });
     let options = l4::opt(
         d,
@@ -249,14 +270,60 @@ fn route(
         );
         return None;
     }
+    let (upstreams, builtin) = match ups? {
+        Ok(list) => (list, None),
+        Err(b) => (Vec::new(), Some(b)),
+    };
     Some(HttpRoute {
         path: path?,
         replace_path: replace?,
-        upstreams: ups?,
+        upstreams,
+        builtin,
         balance: balance?,
         options: options?,
         health_check: health?,
     })
+}
+
+/// Locations that name a page sluice serves itself instead of an upstream.
+const BUILTIN_PREFIX: &str = "builtin:";
+
+fn is_builtin(t: &toml::de::DeTable) -> bool {
+    t.get("location")
+        .and_then(|v| v.get_ref().as_str())
+        .is_some_and(|l| l.starts_with(BUILTIN_PREFIX))
+}
+
+/// `upstream = [{ location = "builtin:status" }]`: the only upstream of its route.
+fn builtin(
+    d: &mut Diags,
+    t: &toml::de::DeTable,
+    span: &Range<usize>,
+    count: usize,
+    label: &str,
+) -> Option<Builtin> {
+    let name = t.get("location")?.get_ref().as_str()?;
+    let which = match name.strip_prefix(BUILTIN_PREFIX) {
+        Some("status") => Builtin::Status,
+        _ => {
+            d.error(
+                span,
+                format!(
+                    "{label}: unknown built-in location {}; the one there is is `builtin:status`",
+                    walk::echo(name)
+                ),
+            );
+            return None;
+        }
+    };
+    if count > 1 || t.len() > 1 {
+        d.error(
+            span,
+            format!("{label}: `{name}` is served by sluice itself; it must be the route's only upstream, with no other keys"),
+        );
+        return None;
+    }
+    Some(which)
 }
 
 /// `/a/b/` and `/a/b` route the same prefix.

@@ -13,8 +13,9 @@ use futures_lite::{AsyncWriteExt, future};
 use crate::balance::{self, Pick};
 use crate::l4::proxy_protocol::{self, ProxiedAddrs};
 use crate::l4::{mux, relay};
-use crate::plan::{L4Service, ProxyVersion, Route, Target};
+use crate::plan::{L4Service, Protocol, ProxyVersion, Route, Target};
 use crate::state::{self, ServiceSlot, Shared};
+use crate::{http, route};
 
 /// First pause after an accept error such as EMFILE; doubles up to [`ACCEPT_BACKOFF_MAX`].
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -169,8 +170,16 @@ async fn handle(
         }
     }
 
-    let decision = if mux::probes_tcp(&svc) {
-        match mux::decide(&client, &svc, &mut buf).await {
+    // Combined shape: this port is also the HTTP engine's, which takes plain HTTP that no
+    // rule claims.
+    let http_here = shared
+        .plan
+        .borrow()
+        .http
+        .as_ref()
+        .is_some_and(|h| h.sockets().0.contains(&listener));
+    let decision = if mux::probes_tcp(&svc) || http_here {
+        match mux::decide(&client, &svc, &mut buf, http_here).await {
             Ok(d) => d,
             Err(e) => {
                 log::debug!("tcp {src} -> {listener}: read error while probing: {e}");
@@ -191,6 +200,19 @@ async fn handle(
         }
     ) {
         log.proto = decision.label();
+    }
+    if let mux::Decision::Detected { detected, .. } = &decision
+        && http_here
+        && detected.protocol == Protocol::Http
+        && route::select(&svc.protocols, detected).is_none()
+    {
+        log::debug!("tcp {src} -> {listener}: plain HTTP, handed to the HTTP engine");
+        let cx = http::server::ConnInfo {
+            peer: src,
+            local: listener,
+            https: false,
+        };
+        return http::server::serve(client, buf, cx, shared.clone()).await;
     }
     let Some(route) = decision.route() else {
         if !matches!(decision, mux::Decision::Gone) {

@@ -37,7 +37,33 @@ pub struct HttpPlan {
     pub public_https_port: Option<u16>,
     /// `[apps.*]` in file order.
     pub apps: Vec<HttpApp>,
+    pub timeouts: HttpTimeouts,
     pub experimental: HttpExperimental,
+}
+
+/// Timeouts of the HTTP engine (sluice extensions; rpxy has fixed ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// `request_header_timeout`: a request head must arrive complete within this (slowloris).
+    pub request_header: Duration,
+    /// `keepalive_timeout`: an idle client connection between requests is closed after this.
+    pub keepalive: Duration,
+    /// `upstream_connect_timeout`: then the next upstream is tried (502 when none is left).
+    pub upstream_connect: Duration,
+    /// `upstream_response_timeout`: no response head from the upstream within this → 504.
+    pub upstream_response: Duration,
+}
+
+impl Default for HttpTimeouts {
+    /// nginx-like: 30 s for a head, 60 s keep-alive, 5 s to connect, 60 s for a response.
+    fn default() -> Self {
+        HttpTimeouts {
+            request_header: Duration::from_secs(30),
+            keepalive: Duration::from_secs(60),
+            upstream_connect: Duration::from_secs(5),
+            upstream_response: Duration::from_secs(60),
+        }
+    }
 }
 
 impl HttpPlan {
@@ -116,11 +142,22 @@ pub struct HttpApp {
 }
 
 /// Which client addresses an app answers: an address in `allow` is served; otherwise one
-/// in `deny` is refused; otherwise served. Both empty: everyone.
+/// in `deny` is refused; any other is served only when `allow` is empty (an allow list
+/// alone admits only its addresses). Both empty: everyone.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientAccess {
     pub allow: Vec<Cidr>,
     pub deny: Vec<Cidr>,
+}
+
+impl ClientAccess {
+    /// Whether a client at `ip` is served.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        if self.allow.iter().any(|c| c.contains(ip)) {
+            return true;
+        }
+        !self.deny.iter().any(|c| c.contains(ip)) && self.allow.is_empty()
+    }
 }
 
 /// An app's `tls = { … }`.
@@ -152,10 +189,20 @@ pub struct HttpRoute {
     pub path: Option<String>,
     /// What the matched prefix is rewritten to.
     pub replace_path: Option<String>,
+    /// Empty when `builtin` is set.
     pub upstreams: Vec<Upstream>,
+    /// A page sluice serves itself (`location = "builtin:status"`).
+    pub builtin: Option<Builtin>,
     pub balance: HttpBalance,
     pub options: UpstreamOptions,
     pub health_check: Option<HealthCheck>,
+}
+
+/// What a `builtin:` location serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    /// The status page: HTML, or JSON with `?format=json`.
+    Status,
 }
 
 /// One `upstream` entry.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-mod http;
+pub mod http;
 pub use http::*;
 
 /// Everything sluice runs, derived from one config file of any shape.
@@ -292,6 +292,20 @@ pub enum Role {
     /// An L4 service, by index into `Plan::l4`.
     L4(usize),
     Status,
+    /// The HTTP engine's plain-HTTP port (`listen_port` of the rpxy keys).
+    Http,
+}
+
+impl ListenerKey {
+    /// `tcp`, `udp`, `status tcp` or `http tcp`: how logs and the status page name it.
+    pub fn describe(&self) -> &'static str {
+        match (self.role, self.transport) {
+            (Role::L4(_), Transport::Tcp) => "tcp",
+            (Role::L4(_), Transport::Udp) => "udp",
+            (Role::Status, _) => "status tcp",
+            (Role::Http, _) => "http tcp",
+        }
+    }
 }
 
 impl Plan {
@@ -322,6 +336,22 @@ impl Plan {
                 addr,
                 role: Role::Status,
             });
+        }
+        if let Some(http) = &self.http {
+            // An HTTP address an L4 service also listens on belongs to the multiplexer,
+            // which hands plain HTTP over to the engine in-process.
+            for addr in http.sockets().0 {
+                let taken = out
+                    .iter()
+                    .any(|k| k.transport == Transport::Tcp && k.addr == addr);
+                if !taken {
+                    out.push(ListenerKey {
+                        transport: Transport::Tcp,
+                        addr,
+                        role: Role::Http,
+                    });
+                }
+            }
         }
         out
     }

@@ -12,6 +12,8 @@
 mod backends;
 mod client;
 pub mod hello;
+pub mod http_backend;
+pub mod http_client;
 
 // Re-exported for the test files; a binary that uses none of them would warn.
 #[allow(unused_imports)]

@@ -1,0 +1,183 @@
+//! Buffered byte streams for the HTTP/1.1 drivers: a read buffer heads are parsed from and
+//! bodies decoded from, and the body pump that moves one message body from a buffered
+//! stream to a writer, re-framed, in bounded memory. Does IO.
+
+use std::io;
+use std::time::Duration;
+
+use async_io::Timer;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
+use http::HeaderMap;
+
+use super::h1::{BodyDecoder, H1Error, write_chunk, write_last_chunk};
+
+/// Bytes read per call: large enough for throughput, small enough that thousands of
+/// connections stay cheap (a body never needs more than this buffered).
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// A stream with a read buffer.
+pub struct BufStream<S> {
+    pub io: S,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> BufStream<S> {
+    /// `initial`: bytes already read from `io` (e.g. by the protocol probe).
+    pub fn new(io: S, initial: Vec<u8>) -> Self {
+        BufStream {
+            io,
+            buf: initial,
+            start: 0,
+        }
+    }
+
+    /// Buffered bytes not consumed yet.
+    pub fn data(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Take every buffered byte (for a splice after an upgrade).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        let rest = self.data().to_vec();
+        self.buf.clear();
+        self.start = 0;
+        rest
+    }
+
+    /// Read more bytes; `Ok(0)` at EOF. `timeout`: how long the peer may stay silent.
+    ///
+    /// # Errors
+    /// The read failed, or timed out (`ErrorKind::TimedOut`).
+    pub async fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
+        if self.start > 0 && self.buf.capacity() - self.buf.len() < READ_CHUNK {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + READ_CHUNK, 0);
+        let read = {
+            let (io, dst) = (&mut self.io, self.buf.get_mut(old..).unwrap_or_default());
+            future::or(io.read(dst), async {
+                Timer::after(timeout).await;
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no data for {timeout:?}"),
+                ))
+            })
+            .await
+        };
+        let n = *read.as_ref().unwrap_or(&0);
+        self.buf.truncate(old + n);
+        read
+    }
+}
+
+/// How the pump writes the body it decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encode {
+    /// The bytes as decoded (Content-Length or close-delimited output).
+    Raw,
+    /// Chunked, with the source's trailers (if any) at the end.
+    Chunked,
+}
+
+/// Why a body did not make it through.
+#[derive(Debug)]
+pub enum PumpError {
+    /// The source broke the framing (or the size limit).
+    Framing(H1Error),
+    /// The source closed before the body was complete.
+    Truncated,
+    /// Reading the source failed or timed out.
+    Read(io::Error),
+    /// Writing to the destination failed.
+    Write(io::Error),
+}
+
+impl std::fmt::Display for PumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PumpError::Framing(e) => write!(f, "{e}"),
+            PumpError::Truncated => f.write_str("closed inside the body"),
+            PumpError::Read(e) => write!(f, "read: {e}"),
+            PumpError::Write(e) => write!(f, "write: {e}"),
+        }
+    }
+}
+
+/// Moves one body from `src` to `dst`: decodes with `dec`, writes per `encode`, leaves any
+/// bytes after the body in `src`. Returns the body bytes moved. Memory stays bounded by the
+/// read buffer.
+///
+/// # Errors
+/// See [`PumpError`]; on error the body is incomplete on `dst`.
+pub async fn pump<R, W>(
+    src: &mut BufStream<R>,
+    dec: &mut BodyDecoder,
+    dst: &mut W,
+    encode: Encode,
+    idle: Duration,
+) -> Result<u64, PumpError>
+where
+    R: AsyncRead + AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut moved = 0u64;
+    let mut framed = Vec::new();
+    loop {
+        if !src.data().is_empty() || dec.is_done() {
+            let d = dec.decode(src.data()).map_err(PumpError::Framing)?;
+            let (consumed, done) = (d.consumed, d.done);
+            if !d.data.is_empty() {
+                moved += d.data.len() as u64;
+                match encode {
+                    Encode::Raw => dst.write_all(d.data).await,
+                    Encode::Chunked => {
+                        framed.clear();
+                        write_chunk(&mut framed, d.data);
+                        dst.write_all(&framed).await
+                    }
+                }
+                .map_err(PumpError::Write)?;
+            }
+            src.consume(consumed);
+            if done {
+                if encode == Encode::Chunked {
+                    finish_chunked(dst, dec.trailers()).await?;
+                }
+                dst.flush().await.map_err(PumpError::Write)?;
+                return Ok(moved);
+            }
+            if consumed > 0 {
+                continue;
+            }
+        }
+        let n = src.fill(idle).await.map_err(PumpError::Read)?;
+        if n == 0 {
+            dec.finish_at_eof().map_err(|_| PumpError::Truncated)?;
+            if encode == Encode::Chunked {
+                finish_chunked(dst, None).await?;
+            }
+            dst.flush().await.map_err(PumpError::Write)?;
+            return Ok(moved);
+        }
+    }
+}
+
+async fn finish_chunked<W: AsyncWrite + Unpin>(
+    dst: &mut W,
+    trailers: Option<&HeaderMap>,
+) -> Result<(), PumpError> {
+    let mut last = Vec::new();
+    write_last_chunk(&mut last, trailers.unwrap_or(&HeaderMap::new()));
+    dst.write_all(&last).await.map_err(PumpError::Write)
+}

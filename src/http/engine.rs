@@ -1,0 +1,379 @@
+//! The HTTP engine's runtime state: the current HTTP plan with, per route, the upstreams'
+//! health, idle connection pools and counters, which outlive a reload when the upstream
+//! stays; the sticky-cookie key; connection counters; the active health-check tasks. The
+//! health-check tasks do IO; the rest is state.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+
+use super::health::{self, Transition, UpstreamHealth};
+use super::select::{self, Availability};
+use super::sticky::StickyKey;
+use crate::plan::{Builtin, HealthCheck, HttpBalance, HttpPlan, HttpRoute, Target};
+use crate::state::{self, Shared, add};
+
+/// Idle keep-alive connections kept per upstream: enough for a burst of parallel requests
+/// to find warm connections, bounded so an idle proxy holds few descriptors.
+pub const MAX_IDLE_PER_UPSTREAM: usize = 32;
+/// An idle upstream connection older than this is closed instead of reused (backends close
+/// idle connections after 5 s (Node.js) to 75 s (nginx); reuse racing their close is the
+/// classic keep-alive failure, so stay on the short side).
+pub const UPSTREAM_IDLE_KEEP: Duration = Duration::from_secs(4);
+
+/// Counters of the whole HTTP engine; they survive reloads.
+#[derive(Default)]
+pub struct HttpStats {
+    pub connections_active: Cell<usize>,
+    pub connections_total: Cell<u64>,
+    pub connections_refused: Cell<u64>,
+    pub requests: Cell<u64>,
+    /// Responses by class: 1xx (101 only), 2xx, 3xx, 4xx, 5xx.
+    pub responses: [Cell<u64>; 5],
+    pub bytes_in: Cell<u64>,
+    pub bytes_out: Cell<u64>,
+    /// Open connections per client address, for `max_clients_per_ip`.
+    per_ip: RefCell<HashMap<IpAddr, usize>>,
+}
+
+impl HttpStats {
+    pub fn count_response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        if let Some(c) = self.responses.get(class) {
+            add(c, 1);
+        }
+    }
+}
+
+/// One open client connection, counted until dropped; `None` when a limit refuses it.
+pub struct ClientSlot {
+    stats: Rc<HttpStats>,
+    ip: IpAddr,
+}
+
+impl ClientSlot {
+    pub fn open(stats: &Rc<HttpStats>, plan: &HttpPlan, ip: IpAddr) -> Option<ClientSlot> {
+        let mut per_ip = stats.per_ip.borrow_mut();
+        let mine = per_ip.get(&ip).copied().unwrap_or(0);
+        if stats.connections_active.get() >= plan.max_clients
+            || plan.max_clients_per_ip.is_some_and(|max| mine >= max)
+        {
+            add(&stats.connections_refused, 1);
+            return None;
+        }
+        per_ip.insert(ip, mine + 1);
+        stats
+            .connections_active
+            .set(stats.connections_active.get() + 1);
+        add(&stats.connections_total, 1);
+        Some(ClientSlot {
+            stats: stats.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let s = &self.stats;
+        s.connections_active
+            .set(s.connections_active.get().saturating_sub(1));
+        let mut per_ip = s.per_ip.borrow_mut();
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// An idle keep-alive connection to an upstream.
+struct IdleConn {
+    stream: Async<std::net::TcpStream>,
+    since: Instant,
+}
+
+/// One upstream (location + tls) with what outlives a request: health, pool, counters.
+pub struct UpstreamState {
+    pub target: Target,
+    pub tls: bool,
+    /// Host (and port unless the scheme's default) as sent in Host by `set_upstream_host`.
+    pub authority: String,
+    pub health: RefCell<UpstreamHealth>,
+    pool: RefCell<Vec<IdleConn>>,
+    pub active: Cell<usize>,
+    pub requests: Cell<u64>,
+    pub failures: Cell<u64>,
+}
+
+impl UpstreamState {
+    fn new(target: Target, tls: bool) -> Self {
+        let default_port = if tls { 443 } else { 80 };
+        let host = match target.ip {
+            Some(IpAddr::V6(ip)) => format!("[{ip}]"),
+            _ => target.host.clone(),
+        };
+        let authority = if target.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", target.port)
+        };
+        UpstreamState {
+            target,
+            tls,
+            authority,
+            health: RefCell::new(UpstreamHealth::new()),
+            pool: RefCell::default(),
+            active: Cell::new(0),
+            requests: Cell::new(0),
+            failures: Cell::new(0),
+        }
+    }
+
+    /// A live idle connection, newest first; stale and dead ones are closed on the way.
+    pub fn checkout(&self) -> Option<Async<std::net::TcpStream>> {
+        let mut pool = self.pool.borrow_mut();
+        while let Some(idle) = pool.pop() {
+            if idle.since.elapsed() < UPSTREAM_IDLE_KEEP && is_quiet(idle.stream.get_ref()) {
+                return Some(idle.stream);
+            }
+        }
+        None
+    }
+
+    /// Keep `stream` for the next request to this upstream (or close it when the pool is
+    /// full).
+    pub fn checkin(&self, stream: Async<std::net::TcpStream>) {
+        let mut pool = self.pool.borrow_mut();
+        pool.retain(|c| c.since.elapsed() < UPSTREAM_IDLE_KEEP);
+        if pool.len() >= MAX_IDLE_PER_UPSTREAM {
+            pool.remove(0);
+        }
+        pool.push(IdleConn {
+            stream,
+            since: Instant::now(),
+        });
+    }
+
+    pub fn idle(&self) -> usize {
+        self.pool.borrow().len()
+    }
+
+    pub fn availability(&self) -> Availability {
+        self.health.borrow().availability(Instant::now())
+    }
+
+    /// A connection attempt or a reused connection failed before any response byte.
+    pub fn passive_failure(&self, why: &str) {
+        add(&self.failures, 1);
+        let mut h = self.health.borrow_mut();
+        h.set_last_error(why.to_owned());
+        if let Some(eject) = h.on_failure(Instant::now()) {
+            log::warn!(
+                "upstream {}: ejected for {eject:?} after a failure: {why}",
+                self.target
+            );
+        }
+    }
+
+    pub fn passive_success(&self) {
+        self.health.borrow_mut().on_success();
+    }
+}
+
+/// An idle connection the upstream has not closed and sent nothing on: a read would block.
+fn is_quiet(s: &std::net::TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(s.peek(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// A route's live state.
+pub struct RouteState {
+    /// `app/path`: the sticky cookie's associated data and the status page's label.
+    pub id: String,
+    pub upstreams: Vec<Rc<UpstreamState>>,
+    pub builtin: Option<Builtin>,
+    round: Cell<usize>,
+}
+
+impl RouteState {
+    /// The next upstream to try, per the route's policy; `tried` are excluded.
+    pub fn pick(&self, route: &HttpRoute, sticky: Option<usize>, tried: &[usize]) -> Option<usize> {
+        let avail: Vec<Availability> = self.upstreams.iter().map(|u| u.availability()).collect();
+        let round = match route.balance {
+            HttpBalance::RoundRobin | HttpBalance::Sticky => {
+                let r = self.round.get();
+                self.round.set(r.wrapping_add(1));
+                r
+            }
+            _ => 0,
+        };
+        let random = fastrand::usize(..);
+        select::pick(route.balance, &avail, round, random, sticky, tried)
+    }
+
+    /// Index of the upstream a sticky cookie names.
+    pub fn find(&self, id: &str) -> Option<usize> {
+        self.upstreams.iter().position(|u| upstream_id(u) == id)
+    }
+}
+
+/// How a sticky cookie names an upstream (sealed, so clients never see it).
+pub fn upstream_id(u: &UpstreamState) -> String {
+    format!("{}{}", u.target, if u.tls { "+tls" } else { "" })
+}
+
+/// The HTTP engine as the current plan defines it.
+pub struct Engine {
+    pub plan: Rc<HttpPlan>,
+    /// `[app][route]`, parallel to `plan.apps[a].routes[r]`.
+    pub routes: Vec<Vec<RouteState>>,
+    pub sticky: Rc<StickyKey>,
+    pub stats: Rc<HttpStats>,
+    /// Active health checks; dropping the engine (a reload) cancels them.
+    _checks: Vec<smol::Task<()>>,
+}
+
+impl Engine {
+    /// The engine for `plan`, keeping the upstream state, counters and sticky key of `old`
+    /// where they still apply.
+    pub fn new(plan: HttpPlan, old: Option<&Engine>, shared: &Rc<Shared>) -> Engine {
+        let mut known: HashMap<(String, bool), Rc<UpstreamState>> = HashMap::new();
+        if let Some(old) = old {
+            for u in old.routes.iter().flatten().flat_map(|r| &r.upstreams) {
+                known.insert((u.target.to_string(), u.tls), u.clone());
+            }
+        }
+        let sticky = match (plan.sticky_cookie_secret, old) {
+            (Some(secret), _) => Rc::new(StickyKey::new(&secret.0)),
+            (None, Some(old)) if old.plan.sticky_cookie_secret.is_none() => old.sticky.clone(),
+            (None, _) => Rc::new(StickyKey::random()),
+        };
+        let mut checks = Vec::new();
+        let mut routes = Vec::new();
+        let mut fresh: HashMap<(String, bool), Rc<UpstreamState>> = HashMap::new();
+        for app in &plan.apps {
+            let mut app_routes = Vec::new();
+            for route in &app.routes {
+                let upstreams: Vec<Rc<UpstreamState>> = route
+                    .upstreams
+                    .iter()
+                    .map(|u| {
+                        let key = (u.target.to_string(), u.tls);
+                        let state = fresh
+                            .get(&key)
+                            .or_else(|| known.get(&key))
+                            .cloned()
+                            .unwrap_or_else(|| {
+                                Rc::new(UpstreamState::new(u.target.clone(), u.tls))
+                            });
+                        fresh.insert(key, state.clone());
+                        state
+                    })
+                    .collect();
+                if let Some(check) = &route.health_check {
+                    for u in &upstreams {
+                        checks.push(state::spawn(check_loop(
+                            u.clone(),
+                            check.clone(),
+                            Rc::downgrade(shared),
+                        )));
+                    }
+                }
+                app_routes.push(RouteState {
+                    id: format!("{}{}", app.name, route.path.as_deref().unwrap_or("/")),
+                    upstreams,
+                    builtin: route.builtin,
+                    round: Cell::new(0),
+                });
+            }
+            routes.push(app_routes);
+        }
+        Engine {
+            plan: Rc::new(plan),
+            routes,
+            sticky,
+            stats: old.map_or_else(Rc::default, |o| o.stats.clone()),
+            _checks: checks,
+        }
+    }
+
+    pub fn route(&self, app: usize, route: usize) -> Option<(&HttpRoute, &RouteState)> {
+        let plan_route = self.plan.apps.get(app)?.routes.get(route)?;
+        let state = self.routes.get(app)?.get(route)?;
+        Some((plan_route, state))
+    }
+}
+
+/// Probe one upstream every `interval` and move it down or up per the thresholds.
+async fn check_loop(up: Rc<UpstreamState>, check: HealthCheck, shared: Weak<Shared>) {
+    loop {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let resolved = shared.resolver.resolve(&up.target).await;
+        drop(shared);
+        let result = match resolved {
+            Ok(addrs) => match addrs.first() {
+                Some(addr) => health::probe(*addr, &up.authority, &check.kind, check.timeout).await,
+                None => Err("no address".to_owned()),
+            },
+            Err(e) => Err(format!("cannot resolve: {e}")),
+        };
+        let transition = {
+            let mut h = up.health.borrow_mut();
+            if let Err(e) = &result {
+                h.set_last_error(e.clone());
+            }
+            h.on_check(result.is_ok(), &check)
+        };
+        match (transition, &result) {
+            (Some(Transition::WentDown), Err(e)) => {
+                log::warn!("upstream {}: health check failed, now down: {e}", up.target);
+            }
+            (Some(Transition::WentDown), Ok(())) => {
+                log::warn!("upstream {}: now down", up.target);
+            }
+            (Some(Transition::CameUp), _) => {
+                log::info!("upstream {}: health check passed, now up", up.target);
+            }
+            (None, _) => {}
+        }
+        Timer::after(check.interval).await;
+    }
+}
+
+/// Connect to one of `addrs` within `timeout` each, in order.
+///
+/// # Errors
+/// The last connect error (or a timeout) when none accepted.
+pub async fn connect(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<Async<std::net::TcpStream>, String> {
+    let mut last = "no address".to_owned();
+    for addr in addrs {
+        let attempt = futures_lite::future::or(
+            async { Async::<std::net::TcpStream>::connect(*addr).await.map(Some) },
+            async {
+                Timer::after(timeout).await;
+                Ok(None)
+            },
+        )
+        .await;
+        match attempt {
+            Ok(Some(s)) => {
+                let _ = s.get_ref().set_nodelay(true);
+                return Ok(s);
+            }
+            Ok(None) => last = format!("{addr}: connect timed out after {timeout:?}"),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}

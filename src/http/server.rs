@@ -1,0 +1,506 @@
+//! HTTP/1.1 client connections: the accept loop of a plain-HTTP listener, the per-connection
+//! loop (request heads with slowloris and keep-alive timeouts, pipelined requests answered in
+//! order), routing each request to an app and route, the answers sluice gives itself (errors,
+//! the built-in status page) and the access line of every request. Proxying is in
+//! `proxy.rs`. Does IO; generic over the byte stream so TLS connections can use it too.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+pub use super::access::Access;
+use super::conn::{BufStream, Encode, PumpError, pump};
+use super::engine::{ClientSlot, Engine};
+use super::h1::{self, BodyDecoder, H1Error, Parsed, RequestHead, TargetForm};
+use super::routing::{self, AppMatch};
+use crate::plan::Builtin;
+use crate::state::{self, Shared, add};
+
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Most bytes buffered while a head is incomplete: the parser's own limits (request line,
+/// header section) stop well before this; it only guards against a parser bug.
+const MAX_HEAD_BUFFER: usize = h1::MAX_REQUEST_LINE + h1::MAX_HEADER_BYTES + 1024;
+
+/// Where a client connection came from and arrived.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub https: bool,
+}
+
+/// What the connection does after a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    KeepAlive,
+    Close,
+    /// The connection was handed to an upgraded protocol and is finished.
+    Upgraded,
+}
+
+/// Accept plain-HTTP connections until the task is dropped.
+pub async fn accept_loop(listener: Rc<Async<TcpListener>>, addr: SocketAddr, shared: Rc<Shared>) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                let _ = stream.get_ref().set_nodelay(true);
+                let cx = ConnInfo {
+                    peer,
+                    local: addr,
+                    https: false,
+                };
+                state::spawn(serve(stream, Vec::new(), cx, shared.clone())).detach();
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                log::error!("http {addr}: accept failed: {e}; pausing {backoff:?}");
+                Timer::after(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Serve one client connection; `initial` holds bytes already read from it (by the L4
+/// multiplexer's probe).
+pub async fn serve<S>(io: S, initial: Vec<u8>, cx: ConnInfo, shared: Rc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(engine) = shared.http_engine() else {
+        return;
+    };
+    let _guard = shared.drain.guard();
+    let mut client = BufStream::new(io, initial);
+    let Some(_slot) = ClientSlot::open(&engine.stats, &engine.plan, cx.peer.ip()) else {
+        let mut access = Access::new(cx);
+        let why = "too many open connections; try again later";
+        let _ = send_error(
+            &mut client,
+            &mut access,
+            StatusCode::SERVICE_UNAVAILABLE,
+            why,
+            true,
+        )
+        .await;
+        access.log(&engine);
+        return;
+    };
+    let lifetime = engine.plan.experimental.connection_handling_timeout;
+    drop(engine);
+    let cut = shared.drain.cut_off();
+    let limit = async {
+        match lifetime {
+            Some(t) => Timer::after(t).await,
+            None => future::pending().await,
+        };
+    };
+    future::or(connection(&mut client, cx, &shared), future::or(cut, limit)).await;
+    let _ = client.io.close().await;
+}
+
+/// Requests one after another until either side ends the connection.
+async fn connection<S>(client: &mut BufStream<S>, cx: ConnInfo, shared: &Rc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut first = true;
+    loop {
+        let Some(engine) = shared.http_engine() else {
+            return;
+        };
+        let head = read_head(client, &engine, first, shared).await;
+        first = false;
+        let mut access = Access::new(cx);
+        let next = match head {
+            HeadRead::Head(head) => {
+                add(&engine.stats.requests, 1);
+                access.request(&head, engine.plan.redact_query_in_access_log);
+                handle(client, *head, &engine, cx, shared, &mut access).await
+            }
+            HeadRead::Closed => return,
+            HeadRead::Failed(e) => {
+                let status = e.status();
+                let _ = send_error(client, &mut access, status, e.context(), true).await;
+                Next::Close
+            }
+            HeadRead::TimedOut => {
+                // Like nginx: logged as 408, closed without an answer (a slow client gets
+                // no further bytes of ours to wait on).
+                access.status = StatusCode::REQUEST_TIMEOUT.as_u16();
+                access.error = Some("the request head did not arrive in time".to_owned());
+                Next::Close
+            }
+        };
+        if access.status != 0 {
+            access.log(&engine);
+        }
+        if next != Next::KeepAlive || shared.drain.is_stopping() {
+            return;
+        }
+    }
+}
+
+enum HeadRead {
+    Head(Box<RequestHead>),
+    /// The client closed or went idle between requests: nothing to answer.
+    Closed,
+    Failed(H1Error),
+    /// Part of a head arrived, the rest not within `request_header_timeout`.
+    TimedOut,
+}
+
+/// The next request head. Between requests the client may stay silent for the keep-alive
+/// timeout (the header timeout before the first); once a byte arrives, the whole head must
+/// follow within the header timeout.
+async fn read_head<S>(
+    client: &mut BufStream<S>,
+    engine: &Engine,
+    first: bool,
+    shared: &Shared,
+) -> HeadRead
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let t = engine.plan.timeouts;
+    let mut deadline = (!client.data().is_empty()).then(|| Instant::now() + t.request_header);
+    loop {
+        match h1::parse_request(client.data()) {
+            Ok(Parsed::Complete { head, consumed }) => {
+                client.consume(consumed);
+                return HeadRead::Head(Box::new(head));
+            }
+            Ok(Parsed::Partial) if client.data().len() > MAX_HEAD_BUFFER => {
+                return HeadRead::Failed(H1Error::HeadersTooLarge("request head too large"));
+            }
+            Ok(Parsed::Partial) => {}
+            Err(e) => return HeadRead::Failed(e),
+        }
+        let idle = deadline.is_none();
+        let wait = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None if first => t.request_header,
+            None => t.keepalive,
+        };
+        let stopping = shared.drain.stopping();
+        let read = future::or(client.fill(wait), async {
+            if idle {
+                stopping.await;
+            } else {
+                future::pending::<()>().await;
+            }
+            Ok(0)
+        })
+        .await;
+        match read {
+            Ok(0) if client.data().is_empty() => return HeadRead::Closed,
+            Ok(0) => {
+                return HeadRead::Failed(H1Error::Invalid(
+                    "connection closed inside the request head",
+                ));
+            }
+            Ok(_) => {
+                deadline.get_or_insert_with(|| Instant::now() + t.request_header);
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut && !client.data().is_empty() => {
+                return HeadRead::TimedOut;
+            }
+            Err(_) => return HeadRead::Closed,
+        }
+    }
+}
+
+/// Where routing sent a request.
+pub struct Routed {
+    pub app: usize,
+    pub route: usize,
+    /// The normalized path and query, before `replace_path`.
+    pub path_and_query: String,
+    /// Served by `default_app` because no app names the host.
+    pub via_default: bool,
+    /// The authority the client named (Host or absolute-form target), as received.
+    pub authority: Option<String>,
+}
+
+/// Route one request and answer it (proxy, built-in page, or error).
+async fn handle<S>(
+    client: &mut BufStream<S>,
+    head: RequestHead,
+    engine: &Rc<Engine>,
+    cx: ConnInfo,
+    shared: &Rc<Shared>,
+    access: &mut Access,
+) -> Next
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let routed = match route(engine, &head, cx) {
+        Ok(r) => r,
+        Err((status, why)) => {
+            // The body (if any) is not read: close so its bytes are never taken for a request.
+            let close = !head.keep_alive || head.framing.has_body();
+            let head_only = head.method == Method::HEAD;
+            return answer_error(client, access, status, &why, close, head_only).await;
+        }
+    };
+    if let Some(app) = engine.plan.apps.get(routed.app) {
+        access.app.clone_from(&app.name);
+    }
+    let Some((route, state)) = engine.route(routed.app, routed.route) else {
+        return answer_error(
+            client,
+            access,
+            StatusCode::NOT_FOUND,
+            "no route",
+            true,
+            false,
+        )
+        .await;
+    };
+    if let Some(Builtin::Status) = state.builtin {
+        return builtin_status(client, &head, &routed, shared, access).await;
+    }
+    super::proxy::forward(
+        client, head, routed, route, state, engine, cx, shared, access,
+    )
+    .await
+}
+
+/// App and route for a request, or the status and reason to refuse it with.
+fn route(
+    engine: &Engine,
+    head: &RequestHead,
+    cx: ConnInfo,
+) -> Result<Routed, (StatusCode, String)> {
+    let bad = |why: &str| (StatusCode::BAD_REQUEST, why.to_owned());
+    if !head.host_matches_target() {
+        return Err(bad("Host and the request target name different hosts"));
+    }
+    match head.form {
+        TargetForm::Origin | TargetForm::Absolute => {}
+        TargetForm::Authority => {
+            return Err((
+                StatusCode::METHOD_NOT_ALLOWED,
+                "CONNECT is not supported: this is a reverse proxy".to_owned(),
+            ));
+        }
+        TargetForm::Asterisk => return Err(bad("`*` targets are not forwarded")),
+    }
+    let raw = head.target.path_and_query().map_or("/", |p| p.as_str());
+    let (path, query) = match raw.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (raw, None),
+    };
+    let path = routing::normalize_path(if path.is_empty() { "/" } else { path }).map_err(bad)?;
+    let authority = head.authority().map(str::to_owned);
+    let plan = &engine.plan;
+    let (app, via_default) = match routing::match_app(plan, authority.as_deref()) {
+        AppMatch::App(i) => (i, false),
+        AppMatch::Default(i) => (i, true),
+        AppMatch::Unknown => {
+            let host = authority.as_deref().unwrap_or("(none)");
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no app serves host {host}"),
+            ));
+        }
+    };
+    let Some(app_plan) = plan.apps.get(app) else {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "no such app".to_owned()));
+    };
+    if !app_plan.access.allows(cx.peer.ip()) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "this client address may not use this app".to_owned(),
+        ));
+    }
+    let Some(route) = routing::match_route(app_plan, &path) else {
+        return Err((StatusCode::NOT_FOUND, format!("no route for {path}")));
+    };
+    let path_and_query = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    Ok(Routed {
+        app,
+        route,
+        path_and_query,
+        via_default,
+        authority,
+    })
+}
+
+/// Answer `GET`/`HEAD` on a `builtin:status` route.
+async fn builtin_status<S>(
+    client: &mut BufStream<S>,
+    head: &RequestHead,
+    routed: &Routed,
+    shared: &Rc<Shared>,
+    access: &mut Access,
+) -> Next
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if head.method != Method::GET && head.method != Method::HEAD {
+        let why = "the status page answers GET and HEAD only";
+        return answer_error(
+            client,
+            access,
+            StatusCode::METHOD_NOT_ALLOWED,
+            why,
+            true,
+            false,
+        )
+        .await;
+    }
+    let json = routed
+        .path_and_query
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|kv| kv == "format=json"))
+        || routed.path_and_query.ends_with("/status.json");
+    let (ctype, body) = if json {
+        ("application/json", crate::status::json(shared))
+    } else {
+        ("text/html; charset=utf-8", crate::status::html(shared))
+    };
+    let close = !head.keep_alive || head.framing.has_body();
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let head_only = head.method == Method::HEAD;
+    match send_local(
+        client,
+        access,
+        StatusCode::OK,
+        headers,
+        body.as_bytes(),
+        close,
+        head_only,
+    )
+    .await
+    {
+        Ok(()) if !close => Next::KeepAlive,
+        _ => Next::Close,
+    }
+}
+
+/// Send an error answer and say what the connection does next.
+pub async fn answer_error<S>(
+    client: &mut BufStream<S>,
+    access: &mut Access,
+    status: StatusCode,
+    why: &str,
+    close: bool,
+    head_only: bool,
+) -> Next
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let body = error_body(status, why);
+    access.error = Some(why.to_owned());
+    match send_local(
+        client,
+        access,
+        status,
+        headers,
+        body.as_bytes(),
+        close,
+        head_only,
+    )
+    .await
+    {
+        Ok(()) if !close => Next::KeepAlive,
+        _ => Next::Close,
+    }
+}
+
+async fn send_error<S>(
+    client: &mut BufStream<S>,
+    access: &mut Access,
+    status: StatusCode,
+    why: &str,
+    close: bool,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    answer_error(client, access, status, why, close, false).await;
+    Ok(())
+}
+
+/// `404 Not Found: no route for /x`: what every error body says.
+pub fn error_body(status: StatusCode, why: &str) -> String {
+    format!(
+        "{} {}: {why}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    )
+}
+
+/// Write a complete response sluice makes itself.
+async fn send_local<S>(
+    client: &mut BufStream<S>,
+    access: &mut Access,
+    status: StatusCode,
+    mut headers: HeaderMap,
+    body: &[u8],
+    close: bool,
+    head_only: bool,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if close {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    let mut out = Vec::with_capacity(256 + body.len());
+    h1::write_response_head(&mut out, status, &headers);
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    access.status = status.as_u16();
+    access.bytes_out += out.len() as u64;
+    client.io.write_all(&out).await?;
+    client.io.flush().await
+}
+
+/// Read and drop the rest of a request body so the connection can carry the next request.
+///
+/// # Errors
+/// The body was malformed or the client went away.
+pub async fn discard_body<S>(
+    client: &mut BufStream<S>,
+    dec: &mut BodyDecoder,
+    idle: Duration,
+) -> Result<u64, PumpError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    pump(
+        client,
+        dec,
+        &mut futures_lite::io::sink(),
+        Encode::Raw,
+        idle,
+    )
+    .await
+}
