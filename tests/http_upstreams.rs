@@ -1,6 +1,7 @@
 //! Upstream handling of the HTTP engine: keep-alive reuse of backend connections, fail-over
-//! from a refused upstream, 502 when none is left or the upstream hangs up, 504 when it never
-//! answers, and the active HTTP health check ejecting and restoring an upstream.
+//! from a refused or unreachable upstream (connect timeout), 502 when none is left or the
+//! upstream hangs up, 504 when it never answers, and the active HTTP health check ejecting
+//! and restoring an upstream.
 
 mod common;
 
@@ -120,6 +121,67 @@ fn upstream_that_never_answers_is_504_after_the_response_timeout() {
         "504 after about 1s, took {waited:?}"
     );
     assert!(b.bytes_received() > 0, "the request was forwarded");
+}
+
+/// A listener whose accept queue is full, so the kernel drops further SYNs and a connect to
+/// it hangs until the connector gives up (connection refused would fail at once).
+struct Blackhole {
+    addr: SocketAddr,
+    _listener: TcpListener,
+    _held: Vec<std::net::TcpStream>,
+}
+
+impl Blackhole {
+    fn new() -> Blackhole {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        // std listens with a backlog of 128; never accepting, the queue fills up.
+        for _ in 0..2000 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(s) => held.push(s),
+                Err(_) => {
+                    return Blackhole {
+                        addr,
+                        _listener: listener,
+                        _held: held,
+                    };
+                }
+            }
+        }
+        panic!("the accept queue of {addr} never filled");
+    }
+}
+
+#[test]
+fn upstream_connect_timeout_moves_on_to_the_next_upstream_or_502() {
+    let hole = Blackhole::new();
+    let b = HttpBackend::start("B");
+    let top = "upstream_connect_timeout = \"500ms\"";
+
+    let port = free_port();
+    let _sluice = Sluice::start(&app1_config(port, &[hole.addr, b.addr()], "none", top));
+    let started = Instant::now();
+    let r = get(local(port), APP1, "/slow-connect");
+    let waited = started.elapsed();
+    assert_eq!(r.status(), 200, "{r:?}");
+    assert_eq!(
+        r.backend(),
+        "B",
+        "after the first upstream's connect timed out"
+    );
+    assert!(waited < Duration::from_secs(4), "took {waited:?}");
+
+    let port = free_port();
+    let _only = Sluice::start(&app1_config(port, &[hole.addr], "none", top));
+    let started = Instant::now();
+    let r = get(local(port), APP1, "/slow-connect");
+    let waited = started.elapsed();
+    assert_sluice_error(&r, 502, "the only upstream never accepts");
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(4),
+        "502 after about 500ms, took {waited:?}"
+    );
 }
 
 /// app1 with one route over `addrs`, balanced by `balance`, checked over HTTP every 200 ms.

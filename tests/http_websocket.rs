@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -117,7 +117,6 @@ fn raw_websocket_client_upgrades_and_echoes_through_sluice() {
 
     let mut leftover = conn.leftover().to_vec();
     let mut s = conn.stream().try_clone().unwrap();
-    use std::io::Write;
     s.write_all(&masked_frame(0x1, b"hello through sluice", [1, 2, 3, 4]))
         .unwrap();
     let (first, payload) = read_frame(&mut s, &mut leftover);

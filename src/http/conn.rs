@@ -3,9 +3,12 @@
 //! stream to a writer, re-framed, in bounded memory. Does IO.
 
 use std::io;
+use std::net::{Shutdown, TcpStream};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_io::Timer;
+use async_io::{Async, Timer};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
 use http::HeaderMap;
 
@@ -81,6 +84,58 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BufStream<S> {
     }
 }
 
+/// A stream whose write side can be shut on its own (TCP FIN), so a spliced upgrade can pass
+/// a half-close on. (`AsyncWrite::poll_close` of `Async<TcpStream>` only flushes.)
+pub trait HalfClose {
+    fn shut_write(&self) -> io::Result<()>;
+}
+
+impl HalfClose for Async<TcpStream> {
+    fn shut_write(&self) -> io::Result<()> {
+        self.get_ref().shutdown(Shutdown::Write)
+    }
+}
+
+impl<T: HalfClose + ?Sized> HalfClose for &mut T {
+    fn shut_write(&self) -> io::Result<()> {
+        (**self).shut_write()
+    }
+}
+
+/// Wraps a stream so that closing it shuts its write side.
+pub struct ShutOnClose<S>(pub S);
+
+impl<S: AsyncRead + Unpin> AsyncRead for ShutOnClose<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + HalfClose + Unpin> AsyncWrite for ShutOnClose<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.0).poll_flush(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(self.0.shut_write()),
+            other => other,
+        }
+    }
+}
+
 /// How the pump writes the body it decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encode {
@@ -139,15 +194,15 @@ where
             let (consumed, done) = (d.consumed, d.done);
             if !d.data.is_empty() {
                 moved += d.data.len() as u64;
-                match encode {
-                    Encode::Raw => dst.write_all(d.data).await,
+                let bytes = match encode {
+                    Encode::Raw => d.data,
                     Encode::Chunked => {
                         framed.clear();
                         write_chunk(&mut framed, d.data);
-                        dst.write_all(&framed).await
+                        &framed
                     }
-                }
-                .map_err(PumpError::Write)?;
+                };
+                write_within(dst, bytes, idle).await?;
             }
             src.consume(consumed);
             if done {
@@ -171,6 +226,32 @@ where
             return Ok(moved);
         }
     }
+}
+
+/// Write all of `bytes`, failing when the peer takes none of them for `idle` (a reader that
+/// stopped reading must not hold the connection, and its upstream, forever).
+async fn write_within<W: AsyncWrite + Unpin>(
+    dst: &mut W,
+    bytes: &[u8],
+    idle: Duration,
+) -> Result<(), PumpError> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let wrote = future::or(dst.write(rest), async {
+            Timer::after(idle).await;
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("peer read nothing for {idle:?}"),
+            ))
+        })
+        .await
+        .map_err(PumpError::Write)?;
+        if wrote == 0 {
+            return Err(PumpError::Write(io::ErrorKind::WriteZero.into()));
+        }
+        rest = rest.get(wrote..).unwrap_or_default();
+    }
+    Ok(())
 }
 
 async fn finish_chunked<W: AsyncWrite + Unpin>(

@@ -12,7 +12,7 @@ use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
 use http::header::{CONNECTION, HOST, SET_COOKIE, TE, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
 
-use super::conn::{BufStream, Encode, PumpError, pump};
+use super::conn::{BufStream, Encode, HalfClose, PumpError, ShutOnClose, pump};
 use super::engine::{self, Engine, RouteState, UpstreamState, upstream_id};
 use super::forward::{self, ForwardContext};
 use super::h1::{self, BodyDecoder, BodyFraming, H1Error, Parsed, RequestHead, ResponseHead};
@@ -38,7 +38,7 @@ pub async fn forward<S>(
     access: &mut Access,
 ) -> Next
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     let plan = &engine.plan;
     let t = plan.timeouts;
@@ -120,6 +120,15 @@ where
             continue;
         };
         access.upstream = up.target.to_string();
+        if up.tls {
+            // Upstream TLS arrives with the TLS engine; never send plaintext to a TLS port.
+            last_error = format!(
+                "{}: upstream TLS is not implemented in this version",
+                up.target
+            );
+            tried.push(idx);
+            continue;
+        }
         let (stream, reused) = match up.checkout() {
             Some(s) => (s, true),
             None => match open(shared, up, t.upstream_connect).await {
@@ -223,8 +232,9 @@ where
                 )
                 .await;
             }
-            Err(ResponseError::Closed(e)) if !has_body && (idempotent || reused) => {
-                // Nothing of the response arrived and the request can be sent again:
+            Err(ResponseError::Closed(e)) if !has_body && idempotent => {
+                // Nothing of the response arrived and the request may be sent again (like
+                // nginx, never a non-idempotent one: the upstream may have acted on it):
                 // a reused connection the upstream had closed, or a failing upstream.
                 if reused {
                     again = Some(idx);
@@ -382,7 +392,7 @@ async fn relay_response<S>(
     set_sticky: bool,
 ) -> Result<After, ()>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     let t = engine.plan.timeouts;
     access.status = resp.status.as_u16();
@@ -469,12 +479,12 @@ where
 /// upstream and to the client.
 async fn splice<S>(client: &mut BufStream<S>, upstream: &mut BufStream<Upstream>) -> (u64, u64)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     let early_up = client.take_buffered();
     let early_down = upstream.take_buffered();
-    let (mut cr, mut cw) = futures_lite::io::split(&mut client.io);
-    let (mut ur, mut uw) = futures_lite::io::split(&mut upstream.io);
+    let (mut cr, mut cw) = futures_lite::io::split(ShutOnClose(&mut client.io));
+    let (mut ur, mut uw) = futures_lite::io::split(ShutOnClose(&mut upstream.io));
     let up = async {
         let mut n = early_up.len() as u64;
         if uw.write_all(&early_up).await.is_err() {

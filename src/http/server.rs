@@ -15,7 +15,7 @@ use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 pub use super::access::Access;
-use super::conn::{BufStream, Encode, PumpError, pump};
+use super::conn::{BufStream, Encode, HalfClose, PumpError, pump};
 use super::engine::{ClientSlot, Engine};
 use super::h1::{self, BodyDecoder, H1Error, Parsed, RequestHead, TargetForm};
 use super::routing::{self, AppMatch};
@@ -78,7 +78,7 @@ pub async fn accept_loop(listener: Rc<Async<TcpListener>>, addr: SocketAddr, sha
 /// multiplexer's probe).
 pub async fn serve<S>(io: S, initial: Vec<u8>, cx: ConnInfo, shared: Rc<Shared>)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     let Some(engine) = shared.http_engine() else {
         return;
@@ -115,7 +115,7 @@ where
 /// Requests one after another until either side ends the connection.
 async fn connection<S>(client: &mut BufStream<S>, cx: ConnInfo, shared: &Rc<Shared>)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     let mut first = true;
     loop {
@@ -173,7 +173,7 @@ async fn read_head<S>(
     shared: &Shared,
 ) -> HeadRead
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     let t = engine.plan.timeouts;
     let mut deadline = (!client.data().is_empty()).then(|| Instant::now() + t.request_header);
@@ -245,7 +245,7 @@ async fn handle<S>(
     access: &mut Access,
 ) -> Next
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     let routed = match route(engine, &head, cx) {
         Ok(r) => r,
@@ -352,7 +352,7 @@ async fn builtin_status<S>(
     access: &mut Access,
 ) -> Next
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     if head.method != Method::GET && head.method != Method::HEAD {
         let why = "the status page answers GET and HEAD only";
@@ -407,7 +407,7 @@ pub async fn answer_error<S>(
     head_only: bool,
 ) -> Next
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -440,7 +440,7 @@ async fn send_error<S>(
     close: bool,
 ) -> io::Result<()>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     answer_error(client, access, status, why, close, false).await;
     Ok(())
@@ -466,7 +466,7 @@ async fn send_local<S>(
     head_only: bool,
 ) -> io::Result<()>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     if close {
@@ -493,7 +493,7 @@ pub async fn discard_body<S>(
     idle: Duration,
 ) -> Result<u64, PumpError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     pump(
         client,

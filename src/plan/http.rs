@@ -80,6 +80,45 @@ impl HttpPlan {
         (on(self.listen_port), on(self.listen_port_tls))
     }
 
+    /// Configured features this version validates but does not serve yet, one warning each.
+    pub fn limitations(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(port) = self.listen_port_tls {
+            out.push(format!(
+                "listen_port_tls = {port}: TLS termination is not implemented in this version; nothing listens there"
+            ));
+        }
+        let tls_upstreams: Vec<String> = self
+            .apps
+            .iter()
+            .flat_map(|a| a.routes.iter().flat_map(|r| &r.upstreams))
+            .filter(|u| u.tls)
+            .map(|u| u.target.to_string())
+            .collect();
+        if !tls_upstreams.is_empty() {
+            out.push(format!(
+                "upstreams with `tls = true` ({}) need upstream TLS, not implemented in this version: requests routed to them get 502",
+                tls_upstreams.join(", ")
+            ));
+        }
+        let h2: Vec<&str> = self
+            .apps
+            .iter()
+            .filter(|a| a.routes.iter().any(|r| r.options.force_http2_upstream))
+            .map(|a| a.name.as_str())
+            .collect();
+        if !h2.is_empty() {
+            out.push(format!(
+                "`force_http2_upstream` (apps {}) is not implemented in this version: those upstreams are spoken to in HTTP/1.1",
+                h2.join(", ")
+            ));
+        }
+        if self.experimental.cache.is_some() {
+            out.push("`[experimental.cache]` is not implemented in this version: responses are not cached".to_owned());
+        }
+        out
+    }
+
     /// App names in file order.
     pub fn app_names(&self) -> Vec<&str> {
         self.apps.iter().map(|a| a.name.as_str()).collect()

@@ -367,7 +367,8 @@ impl Plan {
 
     /// Settings that run but do less than they will.
     pub fn limitations(&self) -> Vec<String> {
-        self.l4
+        let mut out: Vec<String> = self
+            .l4
             .iter()
             .filter(|svc| svc.protocols.iter().any(|p| p.ech))
             .map(|svc| {
@@ -377,7 +378,11 @@ impl Plan {
                     svc.name
                 )
             })
-            .collect()
+            .collect();
+        if let Some(h) = &self.http {
+            out.extend(h.limitations());
+        }
+        out
     }
 }
 

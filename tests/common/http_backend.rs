@@ -18,7 +18,7 @@
 //! Connection-level variants: [`HttpBackend::never_respond`] and
 //! [`HttpBackend::close_immediately`].
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,12 +27,20 @@ use std::time::{Duration, Instant};
 
 use ring::digest;
 
+mod input;
+mod payload;
+mod websocket;
+
+use input::{Input, invalid, read_chunked};
+// Re-exported for the test files; a binary that uses none of them would warn.
+#[allow(unused_imports)]
+pub use payload::{Pattern, hex, sha256_hex};
+use websocket::websocket_echo;
+#[allow(unused_imports)]
+pub use websocket::{base64, websocket_accept};
+
 /// Biggest request head the backend accepts (it is lenient: sluice enforces the real limits).
 const MAX_HEAD: usize = 1 << 20;
-/// Size of each read from a connection.
-const READ_CHUNK: usize = 64 * 1024;
-/// The GUID of RFC 6455 §1.3 that `Sec-WebSocket-Accept` is derived with.
-const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// What a backend does with each accepted connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,182 +237,6 @@ impl Drop for HttpBackend {
     }
 }
 
-/// The deterministic bytes `/download` serves: byte `i` is `i % 251` (a prime, so the
-/// pattern does not line up with buffer sizes and a shifted or dropped block shows).
-pub struct Pattern {
-    period: Vec<u8>,
-}
-
-impl Pattern {
-    const PRIME: usize = 251;
-
-    pub fn new() -> Pattern {
-        let period = (0..Self::PRIME * 256)
-            .map(|i| (i % Self::PRIME) as u8)
-            .collect();
-        Pattern { period }
-    }
-
-    /// The longest slice the pattern can hand out at once.
-    pub fn max_slice(&self) -> usize {
-        self.period.len() - Self::PRIME
-    }
-
-    /// The `len` pattern bytes starting at stream offset `offset` (`len <= max_slice()`).
-    pub fn slice(&self, offset: u64, len: usize) -> &[u8] {
-        let start = (offset % Self::PRIME as u64) as usize;
-        &self.period[start..start + len]
-    }
-
-    /// Whether `data` equals the pattern at `offset` (any length).
-    pub fn matches(&self, offset: u64, data: &[u8]) -> bool {
-        let step = self.max_slice();
-        data.chunks(step)
-            .enumerate()
-            .all(|(i, part)| part == self.slice(offset + (i * step) as u64, part.len()))
-    }
-}
-
-impl Default for Pattern {
-    fn default() -> Self {
-        Pattern::new()
-    }
-}
-
-/// `Sec-WebSocket-Accept` for `key` (RFC 6455 §4.2.2): base64(SHA-1(key ‖ GUID)).
-pub fn websocket_accept(key: &str) -> String {
-    let hash = digest::digest(
-        &digest::SHA1_FOR_LEGACY_USE_ONLY,
-        format!("{key}{WEBSOCKET_GUID}").as_bytes(),
-    );
-    base64(hash.as_ref())
-}
-
-/// Standard padded base64 (RFC 4648 §4).
-pub fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for group in data.chunks(3) {
-        let b = [
-            group[0],
-            *group.get(1).unwrap_or(&0),
-            *group.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Lower-case hex of `data`.
-pub fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 of `data` as lower-case hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, data).as_ref())
-}
-
-/// A connection's read side with a buffer, counting every byte into the backend's total.
-struct Input<'a> {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    pos: usize,
-    shared: &'a Shared,
-}
-
-impl Input<'_> {
-    fn available(&self) -> &[u8] {
-        &self.buf[self.pos..]
-    }
-
-    /// Read more bytes into the buffer; `Ok(0)` at EOF.
-    fn fill(&mut self) -> io::Result<usize> {
-        if self.pos > 0 && self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        }
-        let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
-        let n = loop {
-            match self.stream.read(&mut self.buf[old..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
-            }
-        };
-        self.buf.truncate(old + n);
-        self.shared.bytes.fetch_add(n as u64, Ordering::SeqCst);
-        Ok(n)
-    }
-
-    fn fill_or_eof(&mut self) -> io::Result<()> {
-        if self.fill()? == 0 {
-            return Err(io::Error::new(ErrorKind::UnexpectedEof, "EOF"));
-        }
-        Ok(())
-    }
-
-    /// Bytes up to and including `delim`; `Ok(None)` on EOF before any byte.
-    fn read_until(&mut self, delim: &[u8], limit: usize) -> io::Result<Option<Vec<u8>>> {
-        loop {
-            if let Some(i) = self
-                .available()
-                .windows(delim.len())
-                .position(|w| w == delim)
-            {
-                let end = self.pos + i + delim.len();
-                let out = self.buf[self.pos..end].to_vec();
-                self.pos = end;
-                return Ok(Some(out));
-            }
-            if self.available().len() > limit {
-                return Err(io::Error::new(ErrorKind::InvalidData, "line too long"));
-            }
-            if self.fill()? == 0 {
-                if self.available().is_empty() {
-                    return Ok(None);
-                }
-                return Err(io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    "EOF inside a line",
-                ));
-            }
-        }
-    }
-
-    /// Consume exactly `n` bytes, handing them to `sink` piece by piece.
-    fn take(&mut self, mut n: u64, sink: &mut impl FnMut(&[u8])) -> io::Result<()> {
-        while n > 0 {
-            if self.available().is_empty() {
-                self.fill_or_eof()?;
-            }
-            let k = self
-                .available()
-                .len()
-                .min(usize::try_from(n).unwrap_or(usize::MAX));
-            sink(&self.buf[self.pos..self.pos + k]);
-            self.pos += k;
-            n -= k as u64;
-        }
-        Ok(())
-    }
-}
-
-fn invalid(why: &str) -> io::Error {
-    io::Error::new(ErrorKind::InvalidData, why.to_owned())
-}
-
 fn handle_connection(stream: TcpStream, id: usize, shared: &Shared) {
     let _ = stream.set_nodelay(true);
     match shared.behaviour {
@@ -412,27 +244,17 @@ fn handle_connection(stream: TcpStream, id: usize, shared: &Shared) {
             let _ = stream.shutdown(Shutdown::Both);
         }
         Behaviour::NeverRespond => {
-            let mut input = Input {
-                stream,
-                buf: Vec::new(),
-                pos: 0,
-                shared,
-            };
+            let mut input = Input::new(stream, &shared.bytes);
             while matches!(input.fill(), Ok(n) if n > 0) {
-                input.pos = input.buf.len();
+                input.discard();
             }
         }
         Behaviour::Serve => {
             let Ok(writer) = stream.try_clone() else {
                 return;
             };
-            let mut input = Input {
-                stream,
-                buf: Vec::new(),
-                pos: 0,
-                shared,
-            };
-            let _ = serve(&mut input, writer, id);
+            let mut input = Input::new(stream, &shared.bytes);
+            let _ = serve(&mut input, writer, id, shared);
         }
     }
 }
@@ -476,13 +298,13 @@ fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
 }
 
 /// Serve requests on one connection until it closes or something is malformed.
-fn serve(input: &mut Input, mut out: TcpStream, conn: usize) -> io::Result<()> {
+fn serve(input: &mut Input, mut out: TcpStream, conn: usize, shared: &Shared) -> io::Result<()> {
     loop {
         let Some(raw) = input.read_until(b"\r\n\r\n", MAX_HEAD)? else {
             return Ok(());
         };
         let head = parse_head(&raw)?;
-        input.shared.heads.lock().unwrap().push(head.target.clone());
+        shared.heads.lock().unwrap().push(head.target.clone());
         let chunked = find_header(&head.headers, "transfer-encoding")
             .is_some_and(|te| te.to_ascii_lowercase().trim_end().ends_with("chunked"));
         let length = match find_header(&head.headers, "content-length") {
@@ -520,37 +342,9 @@ fn serve(input: &mut Input, mut out: TcpStream, conn: usize) -> io::Result<()> {
         } else {
             !has_token(&head.headers, "connection", "close")
         };
-        if !respond(input, &mut out, seen, keep_alive)? {
+        if !respond(input, &mut out, shared, seen, keep_alive)? {
             let _ = out.shutdown(Shutdown::Write);
             return Ok(());
-        }
-    }
-}
-
-/// Decode a chunked body into `sink` (extensions and trailers skipped).
-fn read_chunked(input: &mut Input, sink: &mut impl FnMut(&[u8])) -> io::Result<()> {
-    loop {
-        let line = input
-            .read_until(b"\r\n", 4096)?
-            .ok_or_else(|| invalid("EOF in chunk"))?;
-        let text = std::str::from_utf8(&line).map_err(|_| invalid("chunk line"))?;
-        let size_text = text.trim_end().split(';').next().unwrap_or_default().trim();
-        let size = u64::from_str_radix(size_text, 16).map_err(|_| invalid("chunk size"))?;
-        if size == 0 {
-            loop {
-                let trailer = input.read_until(b"\r\n", MAX_HEAD)?;
-                match trailer {
-                    Some(t) if t == b"\r\n" => return Ok(()),
-                    Some(_) => {}
-                    None => return Err(invalid("EOF in trailers")),
-                }
-            }
-        }
-        input.take(size, sink)?;
-        let mut crlf = Vec::new();
-        input.take(2, &mut |d: &[u8]| crlf.extend_from_slice(d))?;
-        if crlf != b"\r\n" {
-            return Err(invalid("no CRLF after chunk data"));
         }
     }
 }
@@ -580,10 +374,10 @@ fn query_param<'a>(target: &'a str, key: &str) -> Option<&'a str> {
 fn respond(
     input: &mut Input,
     out: &mut TcpStream,
+    shared: &Shared,
     seen: SeenRequest,
     keep_alive: bool,
 ) -> io::Result<bool> {
-    let shared = input.shared;
     let name = shared.name.clone();
     let path = seen.target.split('?').next().unwrap_or_default().to_owned();
     let connection = if keep_alive {
@@ -616,7 +410,7 @@ fn respond(
             )
             .as_bytes(),
         )?;
-        websocket_echo(input, out)?;
+        websocket_echo(input, out, &shared.ws_frames)?;
         return Ok(false);
     }
     let status: u16 = query_param(&seen.target, "status")
@@ -702,70 +496,4 @@ fn respond(
             Ok(keep_alive)
         }
     }
-}
-
-/// Echo WebSocket frames (RFC 6455 §5) until a close frame or EOF. Client frames must be
-/// masked; echoes are unmasked with the same FIN bit and opcode.
-fn websocket_echo(input: &mut Input, out: &mut TcpStream) -> io::Result<()> {
-    loop {
-        let mut header = Vec::new();
-        if input.available().is_empty() && input.fill()? == 0 {
-            return Ok(());
-        }
-        input.take(2, &mut |d: &[u8]| header.extend_from_slice(d))?;
-        let (first, second) = (header[0], header[1]);
-        let opcode = first & 0x0f;
-        if second & 0x80 == 0 {
-            return Err(invalid("unmasked client frame"));
-        }
-        let mut len = u64::from(second & 0x7f);
-        let extra = match len {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        };
-        if extra > 0 {
-            let mut ext = Vec::new();
-            input.take(extra, &mut |d: &[u8]| ext.extend_from_slice(d))?;
-            len = ext.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-        }
-        let mut mask = Vec::new();
-        input.take(4, &mut |d: &[u8]| mask.extend_from_slice(d))?;
-        let mut payload = Vec::new();
-        input.take(len, &mut |d: &[u8]| payload.extend_from_slice(d))?;
-        for (i, b) in payload.iter_mut().enumerate() {
-            *b ^= mask[i % 4];
-        }
-        match opcode {
-            0x8 => {
-                out.write_all(&frame(0x80 | 0x8, &payload))?;
-                let _ = out.shutdown(Shutdown::Write);
-                return Ok(());
-            }
-            0x9 => out.write_all(&frame(0x80 | 0xA, &payload))?,
-            0xA => {}
-            _ => {
-                input.shared.ws_frames.fetch_add(1, Ordering::SeqCst);
-                out.write_all(&frame(first, &payload))?;
-            }
-        }
-    }
-}
-
-/// An unmasked frame with first byte `first` (FIN, RSV, opcode) and `payload`.
-pub fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![first];
-    match payload.len() {
-        n if n < 126 => f.push(n as u8),
-        n if n <= 0xffff => {
-            f.push(126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(payload);
-    f
 }

@@ -1,233 +1,25 @@
-//! Client ends for the HTTP engine's integration tests: raw HTTP/1.1 requests over a
-//! `TcpStream`, a response reader that keeps what follows a response (keep-alive,
-//! pipelining), the parsed echo of an [`HttpBackend`](super::http_backend::HttpBackend), and
-//! the rpxy-shape configs the tests start sluice with. Does IO.
+//! Client ends for the HTTP engine's integration tests: a connection whose response reader
+//! keeps what follows a response (keep-alive, pipelining), raw sends with how the connection
+//! ended, sluice error checks, and what to observe of sluice (access lines, memory). The
+//! configs and message types are in the submodules, re-exported here. Does IO.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::http_backend::find_header;
 use super::{IO_TIMEOUT, LOG_TIMEOUT, Sluice, connect, field, is_reset};
 
-/// The server name of the app most tests route to.
-pub const APP1: &str = "app1.example.com";
-/// A valid `sticky_cookie_secret`: 32 bytes as unpadded base64url (43 characters).
-pub const STICKY_SECRET: &str = "c2x1aWNlLXRlc3RzLXN0aWNreS1zZWNyZXQtMzJieXQ";
+mod config;
+mod message;
+
+// Re-exported for the test files; a binary that uses none of them would warn.
+#[allow(unused_imports)]
+pub use config::*;
+#[allow(unused_imports)]
+pub use message::*;
+
 /// Largest response head the reader accepts.
 const MAX_RESPONSE_HEAD: usize = 256 * 1024;
-
-// ---- configs ---------------------------------------------------------------------------
-
-/// An rpxy-shape config: `listen_port` on 127.0.0.1, the top-level lines `top`, then `apps`
-/// (TOML tables, e.g. from [`app_toml`]).
-pub fn http_config(port: u16, top: &str, apps: &str) -> String {
-    format!("listen_port = {port}\nlisten_address_v4 = \"127.0.0.1\"\n{top}\n{apps}")
-}
-
-/// `[{ location = "127.0.0.1:1" }, …]`.
-pub fn upstream_list(addrs: &[SocketAddr]) -> String {
-    let items: Vec<String> = addrs
-        .iter()
-        .map(|a| format!("{{ location = \"{a}\" }}"))
-        .collect();
-    format!("[{}]", items.join(", "))
-}
-
-/// One `reverse_proxy` entry as an inline table: optional `path`, the upstreams, and `extra`
-/// inline keys (e.g. `load_balance = "round_robin"`), all on one line.
-pub fn route_toml(path: Option<&str>, addrs: &[SocketAddr], extra: &str) -> String {
-    let mut parts = Vec::new();
-    if let Some(p) = path {
-        parts.push(format!("path = \"{p}\""));
-    }
-    parts.push(format!("upstream = {}", upstream_list(addrs)));
-    if !extra.is_empty() {
-        parts.push(extra.to_owned());
-    }
-    format!("{{ {} }}", parts.join(", "))
-}
-
-/// `[apps.NAME]` with its `server_name` and `reverse_proxy` routes.
-pub fn app_toml(name: &str, server_name: &str, routes: &[String]) -> String {
-    format!(
-        "[apps.{name}]\nserver_name = \"{server_name}\"\nreverse_proxy = [\n  {}\n]\n",
-        routes.join(",\n  ")
-    )
-}
-
-/// The common case: app `app1` ([`APP1`]) with one default route over `addrs` balanced by
-/// `balance`, plus top-level lines `top`.
-pub fn app1_config(port: u16, addrs: &[SocketAddr], balance: &str, top: &str) -> String {
-    let route = route_toml(None, addrs, &format!("load_balance = \"{balance}\""));
-    http_config(port, top, &app_toml("app1", APP1, &[route]))
-}
-
-// ---- requests ----------------------------------------------------------------------------
-
-/// A request's bytes: `METHOD TARGET HTTP/1.1`, `Host`, the extra header lines, a
-/// `Content-Length` when `body` is not empty, then the body.
-pub fn request_bytes(
-    method: &str,
-    target: &str,
-    host: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Vec<u8> {
-    let mut out = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n");
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !body.is_empty() {
-        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-/// A response status line and header fields.
-#[derive(Clone, Debug)]
-pub struct ResponseHead {
-    pub version: String,
-    pub status: u16,
-    pub reason: String,
-    /// Header fields in order; names as sent.
-    pub headers: Vec<(String, String)>,
-}
-
-impl ResponseHead {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
-    }
-
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// Whether a header's comma-separated values include `token` (any case).
-    pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.header_all(name)
-            .iter()
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    }
-
-    fn is_chunked(&self) -> bool {
-        self.header("transfer-encoding")
-            .is_some_and(|te| te.to_ascii_lowercase().trim_end().ends_with("chunked"))
-    }
-
-    fn content_length(&self) -> Option<u64> {
-        self.header("content-length").map(|v| {
-            v.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("numeric Content-Length in response: {v:?}"))
-        })
-    }
-}
-
-/// A whole response: its head, decoded body, and the statuses of 1xx responses before it.
-#[derive(Clone, Debug)]
-pub struct Response {
-    pub head: ResponseHead,
-    pub body: Vec<u8>,
-    pub interim: Vec<u16>,
-    /// Trailer fields of a chunked body.
-    pub trailers: Vec<(String, String)>,
-}
-
-impl Response {
-    pub fn status(&self) -> u16 {
-        self.head.status
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.header(name)
-    }
-
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.head.header_all(name)
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The `x-backend` header (which backend answered); panics without one.
-    pub fn backend(&self) -> String {
-        self.header("x-backend")
-            .unwrap_or_else(|| panic!("no x-backend in response: {self:?}"))
-            .to_owned()
-    }
-
-    /// The backend's echo of the request; panics if the body is not one.
-    pub fn echo(&self) -> Echo {
-        Echo::parse(&self.text())
-    }
-}
-
-/// What an [`HttpBackend`](super::http_backend::HttpBackend) said it received.
-#[derive(Clone, Debug)]
-pub struct Echo {
-    pub backend: String,
-    pub method: String,
-    pub target: String,
-    pub headers: Vec<(String, String)>,
-    pub body_len: u64,
-    pub body_sha256: String,
-}
-
-impl Echo {
-    pub fn parse(text: &str) -> Echo {
-        let mut lines = text.lines();
-        let first = lines.next().unwrap_or_default();
-        let mut words = first.splitn(3, ' ');
-        let (Some(backend), Some(method), Some(target)) =
-            (words.next(), words.next(), words.next())
-        else {
-            panic!("not a backend echo: {text:?}");
-        };
-        let mut headers = Vec::new();
-        let (mut body_len, mut body_sha256) = (None, None);
-        for line in lines {
-            let (k, v) = line
-                .split_once(": ")
-                .unwrap_or_else(|| panic!("bad echo line {line:?} in {text:?}"));
-            match k {
-                "body-len" => body_len = v.parse().ok(),
-                "body-sha256" => body_sha256 = Some(v.to_owned()),
-                _ => headers.push((k.to_owned(), v.to_owned())),
-            }
-        }
-        Echo {
-            backend: backend.to_owned(),
-            method: method.to_owned(),
-            target: target.to_owned(),
-            headers,
-            body_len: body_len.unwrap_or_else(|| panic!("no body-len in echo {text:?}")),
-            body_sha256: body_sha256.unwrap_or_else(|| panic!("no body-sha256 in echo {text:?}")),
-        }
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
-    }
-
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
 /// How a peer ended (or did not end) a connection within a wait.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ending {
