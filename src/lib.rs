@@ -18,4 +18,5 @@ pub mod route;
 pub mod state;
 pub mod status;
 pub mod sys;
+pub mod tls;
 pub mod wire;

@@ -18,41 +18,45 @@ use super::h1::{BodyDecoder, H1Error, write_chunk, write_last_chunk};
 /// connections stay cheap (a body never needs more than this buffered).
 pub const READ_CHUNK: usize = 16 * 1024;
 
-/// A stream with a read buffer.
+/// A stream with a read buffer. The buffer is zeroed once when it grows, never per read;
+/// bytes `start..end` are buffered and not consumed yet.
 pub struct BufStream<S> {
     pub io: S,
     buf: Vec<u8>,
     start: usize,
+    end: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> BufStream<S> {
     /// `initial`: bytes already read from `io` (e.g. by the protocol probe).
     pub fn new(io: S, initial: Vec<u8>) -> Self {
+        let end = initial.len();
         BufStream {
             io,
             buf: initial,
             start: 0,
+            end,
         }
     }
 
     /// Buffered bytes not consumed yet.
     pub fn data(&self) -> &[u8] {
-        self.buf.get(self.start..).unwrap_or_default()
+        self.buf.get(self.start..self.end).unwrap_or_default()
     }
 
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.buf.len());
-        if self.start == self.buf.len() {
-            self.buf.clear();
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
             self.start = 0;
+            self.end = 0;
         }
     }
 
     /// Take every buffered byte (for a splice after an upgrade).
     pub fn take_buffered(&mut self) -> Vec<u8> {
         let rest = self.data().to_vec();
-        self.buf.clear();
         self.start = 0;
+        self.end = 0;
         rest
     }
 
@@ -61,26 +65,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BufStream<S> {
     /// # Errors
     /// The read failed, or timed out (`ErrorKind::TimedOut`).
     pub async fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
-        if self.start > 0 && self.buf.capacity() - self.buf.len() < READ_CHUNK {
-            self.buf.drain(..self.start);
-            self.start = 0;
+        if self.buf.len() - self.end < READ_CHUNK / 4 {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < READ_CHUNK / 4 {
+                self.buf.resize(self.end + READ_CHUNK, 0);
+            }
         }
-        let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
-        let read = {
-            let (io, dst) = (&mut self.io, self.buf.get_mut(old..).unwrap_or_default());
-            future::or(io.read(dst), async {
-                Timer::after(timeout).await;
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no data for {timeout:?}"),
-                ))
-            })
-            .await
-        };
-        let n = *read.as_ref().unwrap_or(&0);
-        self.buf.truncate(old + n);
-        read
+        let (io, dst) = (
+            &mut self.io,
+            self.buf.get_mut(self.end..).unwrap_or_default(),
+        );
+        let n = future::or(io.read(dst), async {
+            Timer::after(timeout).await;
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no data for {timeout:?}"),
+            ))
+        })
+        .await?;
+        self.end += n;
+        Ok(n)
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 
+use super::conn::BufStream;
 use super::health::{self, Transition, UpstreamHealth};
 use super::select::{self, Availability};
 use super::sticky::StickyKey;
@@ -92,9 +93,13 @@ impl Drop for ClientSlot {
     }
 }
 
+/// A connection to an upstream with its read buffer (kept with it in the pool, so a reused
+/// connection allocates nothing).
+pub type UpstreamConn = BufStream<Async<std::net::TcpStream>>;
+
 /// An idle keep-alive connection to an upstream.
 struct IdleConn {
-    stream: Async<std::net::TcpStream>,
+    stream: UpstreamConn,
     since: Instant,
 }
 
@@ -136,10 +141,10 @@ impl UpstreamState {
     }
 
     /// A live idle connection, newest first; stale and dead ones are closed on the way.
-    pub fn checkout(&self) -> Option<Async<std::net::TcpStream>> {
+    pub fn checkout(&self) -> Option<UpstreamConn> {
         let mut pool = self.pool.borrow_mut();
         while let Some(idle) = pool.pop() {
-            if idle.since.elapsed() < UPSTREAM_IDLE_KEEP && is_quiet(idle.stream.get_ref()) {
+            if idle.since.elapsed() < UPSTREAM_IDLE_KEEP && is_quiet(idle.stream.io.get_ref()) {
                 return Some(idle.stream);
             }
         }
@@ -148,7 +153,8 @@ impl UpstreamState {
 
     /// Keep `stream` for the next request to this upstream (or close it when the pool is
     /// full).
-    pub fn checkin(&self, stream: Async<std::net::TcpStream>) {
+    /// (The caller checks that nothing is left in its read buffer.)
+    pub fn checkin(&self, stream: UpstreamConn) {
         let mut pool = self.pool.borrow_mut();
         pool.retain(|c| c.since.elapsed() < UPSTREAM_IDLE_KEEP);
         if pool.len() >= MAX_IDLE_PER_UPSTREAM {

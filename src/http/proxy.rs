@@ -129,10 +129,10 @@ where
             tried.push(idx);
             continue;
         }
-        let (stream, reused) = match up.checkout() {
+        let (mut upstream, reused) = match up.checkout() {
             Some(s) => (s, true),
             None => match open(shared, up, t.upstream_connect).await {
-                Ok(s) => (s, false),
+                Ok(s) => (BufStream::new(s, Vec::new()), false),
                 Err(e) => {
                     up.passive_failure(&e);
                     last_error = format!("{}: {e}", up.target);
@@ -170,7 +170,6 @@ where
         h1::set_body_framing(&mut headers, out_framing);
         let mut wire = Vec::with_capacity(1024);
         h1::write_request_head(&mut wire, &head.method, &target, &headers);
-        let mut upstream = BufStream::new(stream, Vec::new());
         if let Err(e) = upstream.io.write_all(&wire).await {
             if reused {
                 again = Some(idx);
@@ -304,7 +303,7 @@ where
         reuse: false,
     });
     if after.reuse && upstream.data().is_empty() {
-        up.checkin(upstream.io);
+        up.checkin(upstream);
     }
     after.next
 }
@@ -452,8 +451,17 @@ where
     let mut wire = Vec::with_capacity(1024);
     h1::write_response_head(&mut wire, resp.status, &headers);
     access.bytes_out += wire.len() as u64;
-    client.io.write_all(&wire).await.map_err(|_| ())?;
     let mut dec = BodyDecoder::new(resp.framing, u64::MAX).map_err(|_| ())?;
+    // Body bytes that came with the head go out in the same write (one syscall for a small
+    // response instead of two).
+    if encode == Encode::Raw && !upstream.data().is_empty() {
+        let d = dec.decode(upstream.data()).map_err(|_| ())?;
+        wire.extend_from_slice(d.data);
+        access.bytes_out += d.data.len() as u64;
+        let consumed = d.consumed;
+        upstream.consume(consumed);
+    }
+    client.io.write_all(&wire).await.map_err(|_| ())?;
     match pump(
         upstream,
         &mut dec,
