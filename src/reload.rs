@@ -77,6 +77,8 @@ pub struct Supervisor {
     draining_udp: Vec<Running>,
     stamp: Option<FileStamp>,
     missing_reported: bool,
+    /// Certificate, key and CA files of the running HTTPS apps, as last seen.
+    cert_stamps: Vec<(PathBuf, Option<FileStamp>)>,
     /// Installed by [`Supervisor::start`] before any socket is bound, so a signal sent as soon
     /// as "ready" is logged already gets its graceful meaning instead of the default action.
     signals: Option<Signals>,
@@ -97,6 +99,7 @@ impl Supervisor {
             draining_udp: Vec::new(),
             stamp,
             missing_reported: false,
+            cert_stamps: Vec::new(),
             signals: None,
         }
     }
@@ -182,11 +185,15 @@ impl Supervisor {
         // Commit: nothing below can fail.
         *self.shared.plan.borrow_mut() = plan.clone();
         let old_engine = self.shared.http.borrow_mut().take();
+        if let Some(old) = &old_engine {
+            old.stop_checks();
+        }
         let engine = plan
             .http
             .clone()
             .map(|h| Rc::new(Engine::new(h, old_engine.as_deref(), &self.shared)));
         *self.shared.http.borrow_mut() = engine;
+        self.cert_stamps = self.cert_files();
         self.shared.resolver.set_settings(plan.dns);
         let slots = self.update_slots(plan);
 
@@ -270,7 +277,7 @@ impl Supervisor {
         for (key, b) in bound {
             let slot = match key.role {
                 Role::L4(i) => slots.get(i).map(|s| Rc::new(RefCell::new(s.clone()))),
-                Role::Status | Role::Http => None,
+                Role::Status | Role::Http | Role::Https => None,
             };
             match (b, &slot) {
                 (Bound::Revive(_), _) => {}
@@ -330,7 +337,11 @@ impl Supervisor {
             Role::Status => (None, state::spawn(status::serve(l, shared))),
             Role::Http => (
                 None,
-                state::spawn(http::server::accept_loop(l, key.addr, shared)),
+                state::spawn(http::server::accept_loop(l, key.addr, false, shared)),
+            ),
+            Role::Https => (
+                None,
+                state::spawn(http::server::accept_loop(l, key.addr, true, shared)),
             ),
             Role::L4(i) => {
                 // listeners() only names existing services, so the slot is always there.
@@ -366,7 +377,43 @@ impl Supervisor {
     }
 
     /// Check the config file; reload when it changed (or always, when `force`).
+    /// The running HTTPS apps' certificate files and their stamps now.
+    fn cert_files(&self) -> Vec<(PathBuf, Option<FileStamp>)> {
+        self.shared.http_engine().map_or_else(Vec::new, |e| {
+            e.tls_files()
+                .into_iter()
+                .map(|p| {
+                    let stamp = FileStamp::of(&p).ok();
+                    (p, stamp)
+                })
+                .collect()
+        })
+    }
+
+    /// A changed certificate or key file reloads the certificates only: new handshakes use
+    /// the new ones, open connections are untouched, a broken file keeps its old one.
+    fn check_certs(&mut self) {
+        let now = self.cert_files();
+        if now == self.cert_stamps {
+            return;
+        }
+        if let Some(engine) = self.shared.http_engine() {
+            let changed: Vec<String> = now
+                .iter()
+                .filter(|f| !self.cert_stamps.contains(f))
+                .map(|(p, _)| p.display().to_string())
+                .collect();
+            log::info!(
+                "certificate files changed ({}); reloading them",
+                changed.join(", ")
+            );
+            engine.reload_tls();
+        }
+        self.cert_stamps = self.cert_files();
+    }
+
     fn check(&mut self, force: bool) {
+        self.check_certs();
         let stamp = match FileStamp::of(&self.path) {
             Ok(s) => s,
             Err(e) => {
@@ -537,6 +584,7 @@ fn job(role: Role) -> &'static str {
         Role::L4(_) => "an L4 service",
         Role::Status => "the status page",
         Role::Http => "the HTTP engine",
+        Role::Https => "the HTTPS engine",
     }
 }
 
@@ -556,6 +604,6 @@ fn backlog_of(plan: &Plan, key: &ListenerKey) -> u32 {
     match key.role {
         Role::L4(i) => plan.l4.get(i).map_or(1024, |s| s.tcp.backlog),
         Role::Status => 64,
-        Role::Http => plan.http.as_ref().map_or(1024, |h| h.tcp_listen_backlog),
+        Role::Http | Role::Https => plan.http.as_ref().map_or(1024, |h| h.tcp_listen_backlog),
     }
 }

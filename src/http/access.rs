@@ -11,7 +11,9 @@ use crate::state::add;
 
 /// One access line; the format is documented in README.md.
 pub struct Access {
-    cx: ConnInfo,
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+    https: bool,
     started: Instant,
     pub app: String,
     host: String,
@@ -26,10 +28,12 @@ pub struct Access {
 }
 
 impl Access {
-    pub fn new(cx: ConnInfo) -> Self {
+    pub fn new(cx: &ConnInfo) -> Self {
         let dash = || "-".to_owned();
         Access {
-            cx,
+            peer: cx.peer,
+            local: cx.local,
+            https: cx.https,
             started: Instant::now(),
             app: dash(),
             host: dash(),
@@ -65,9 +69,10 @@ impl Access {
             .unwrap_or_default();
         log::info!(
             target: crate::logging::ACCESS,
-            "http {} -> {} app={} host={} method={} path={} status={} upstream={} in={} out={} dur={:.3}s{error}",
-            self.cx.peer,
-            self.cx.local,
+            "{} {} -> {} app={} host={} method={} path={} status={} upstream={} in={} out={} dur={:.3}s{error}",
+            if self.https { "https" } else { "http" },
+            self.peer,
+            self.local,
             self.app,
             self.host,
             self.method,

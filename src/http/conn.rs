@@ -86,7 +86,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BufStream<S> {
                 format!("no data for {timeout:?}"),
             ))
         })
-        .await?;
+        .await;
+        let n = match n {
+            Ok(n) => n,
+            // A TLS peer that closes without close_notify: the end of the stream, like
+            // curl and browsers take it (framed bodies still notice a truncation).
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e),
+        };
         self.end += n;
         Ok(n)
     }
@@ -136,8 +143,9 @@ impl<S: AsyncWrite + HalfClose + Unpin> AsyncWrite for ShutOnClose<S> {
         Pin::new(&mut self.0).poll_flush(cx)
     }
 
+    /// The inner close first (a TLS stream sends close_notify there), then the FIN.
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match Pin::new(&mut self.0).poll_flush(cx) {
+        match Pin::new(&mut self.0).poll_close(cx) {
             Poll::Ready(Ok(())) => Poll::Ready(self.0.shut_write()),
             other => other,
         }
@@ -189,6 +197,7 @@ pub async fn pump<R, W>(
     dst: &mut W,
     encode: Encode,
     idle: Duration,
+    keep_trailers: bool,
 ) -> Result<u64, PumpError>
 where
     R: AsyncRead + AsyncWrite + Unpin,
@@ -215,7 +224,8 @@ where
             src.consume(consumed);
             if done {
                 if encode == Encode::Chunked {
-                    finish_chunked(dst, dec.trailers()).await?;
+                    let trailers = dec.trailers().filter(|_| keep_trailers);
+                    finish_chunked(dst, trailers, idle).await?;
                 }
                 dst.flush().await.map_err(PumpError::Write)?;
                 return Ok(moved);
@@ -228,7 +238,7 @@ where
         if n == 0 {
             dec.finish_at_eof().map_err(|_| PumpError::Truncated)?;
             if encode == Encode::Chunked {
-                finish_chunked(dst, None).await?;
+                finish_chunked(dst, None, idle).await?;
             }
             dst.flush().await.map_err(PumpError::Write)?;
             return Ok(moved);
@@ -265,8 +275,25 @@ async fn write_within<W: AsyncWrite + Unpin>(
 async fn finish_chunked<W: AsyncWrite + Unpin>(
     dst: &mut W,
     trailers: Option<&HeaderMap>,
+    idle: Duration,
 ) -> Result<(), PumpError> {
     let mut last = Vec::new();
     write_last_chunk(&mut last, trailers.unwrap_or(&HeaderMap::new()));
-    dst.write_all(&last).await.map_err(PumpError::Write)
+    write_within(dst, &last, idle).await
+}
+
+/// Write all of `bytes` and flush, failing when the peer takes nothing for `idle`.
+///
+/// # Errors
+/// The write failed or timed out.
+pub async fn send<W: AsyncWrite + Unpin>(
+    dst: &mut W,
+    bytes: &[u8],
+    idle: Duration,
+) -> io::Result<()> {
+    match write_within(dst, bytes, idle).await {
+        Ok(()) => dst.flush().await,
+        Err(PumpError::Write(e)) => Err(e),
+        Err(e) => Err(io::Error::other(e.to_string())),
+    }
 }

@@ -15,8 +15,11 @@ use super::conn::BufStream;
 use super::health::{self, Transition, UpstreamHealth};
 use super::select::{self, Availability};
 use super::sticky::StickyKey;
-use crate::plan::{Builtin, HealthCheck, HttpBalance, HttpPlan, HttpRoute, Target};
+use super::upstream_io::UpstreamIo;
+use crate::plan::{Builtin, HealthCheck, HttpBalance, HttpPlan, HttpRoute, Target, Upstream};
 use crate::state::{self, Shared, add};
+use crate::tls::client::UpstreamTls;
+use crate::tls::server::TlsServer;
 
 /// Idle keep-alive connections kept per upstream: enough for a burst of parallel requests
 /// to find warm connections, bounded so an idle proxy holds few descriptors.
@@ -95,7 +98,7 @@ impl Drop for ClientSlot {
 
 /// A connection to an upstream with its read buffer (kept with it in the pool, so a reused
 /// connection allocates nothing).
-pub type UpstreamConn = BufStream<Async<std::net::TcpStream>>;
+pub type UpstreamConn = BufStream<UpstreamIo>;
 
 /// An idle keep-alive connection to an upstream.
 struct IdleConn {
@@ -107,6 +110,10 @@ struct IdleConn {
 pub struct UpstreamState {
     pub target: Target,
     pub tls: bool,
+    /// TLS server name to ask for and verify (the `server_name` option, else the host).
+    pub tls_name: String,
+    /// Extra CA trusted for this upstream (`ca_cert_path`).
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Host (and port unless the scheme's default) as sent in Host by `set_upstream_host`.
     pub authority: String,
     pub health: RefCell<UpstreamHealth>,
@@ -117,7 +124,8 @@ pub struct UpstreamState {
 }
 
 impl UpstreamState {
-    fn new(target: Target, tls: bool) -> Self {
+    fn new(u: &Upstream) -> Self {
+        let (target, tls) = (u.target.clone(), u.tls);
         let default_port = if tls { 443 } else { 80 };
         let host = match target.ip {
             Some(IpAddr::V6(ip)) => format!("[{ip}]"),
@@ -129,6 +137,8 @@ impl UpstreamState {
             format!("{host}:{}", target.port)
         };
         UpstreamState {
+            tls_name: u.server_name.clone().unwrap_or_else(|| target.host.clone()),
+            tls_ca: u.ca_cert_path.clone(),
             target,
             tls,
             authority,
@@ -141,14 +151,23 @@ impl UpstreamState {
     }
 
     /// A live idle connection, newest first; stale and dead ones are closed on the way.
-    pub fn checkout(&self) -> Option<UpstreamConn> {
-        let mut pool = self.pool.borrow_mut();
-        while let Some(idle) = pool.pop() {
-            if idle.since.elapsed() < UPSTREAM_IDLE_KEEP && is_quiet(idle.stream.io.get_ref()) {
-                return Some(idle.stream);
+    pub async fn checkout(&self) -> Option<UpstreamConn> {
+        loop {
+            let idle = self.pool.borrow_mut().pop()?;
+            if idle.since.elapsed() >= UPSTREAM_IDLE_KEEP {
+                continue;
+            }
+            let mut stream = idle.stream;
+            let usable = match &mut stream.io {
+                UpstreamIo::Plain(tcp) => is_quiet(tcp.get_ref()),
+                // TLS 1.3 servers send session tickets after the handshake: a TCP peek would
+                // always see bytes; read them through TLS instead.
+                UpstreamIo::Tls(tls) => crate::tls::client::idle_usable(tls.as_mut()).await,
+            };
+            if usable {
+                return Some(stream);
             }
         }
-        None
     }
 
     /// Keep `stream` for the next request to this upstream (or close it when the pool is
@@ -229,6 +248,15 @@ impl RouteState {
     }
 }
 
+/// What makes two upstream entries the same upstream (sharing pool and health).
+fn upstream_key(target: &Target, tls: bool, name: &str, ca: Option<&std::path::Path>) -> String {
+    match (tls, ca) {
+        (false, _) => target.to_string(),
+        (true, None) => format!("{target} tls {name}"),
+        (true, Some(ca)) => format!("{target} tls {name} ca {}", ca.display()),
+    }
+}
+
 /// How a sticky cookie names an upstream (sealed, so clients never see it).
 pub fn upstream_id(u: &UpstreamState) -> String {
     format!("{}{}", u.target, if u.tls { "+tls" } else { "" })
@@ -241,18 +269,27 @@ pub struct Engine {
     pub routes: Vec<Vec<RouteState>>,
     pub sticky: Rc<StickyKey>,
     pub stats: Rc<HttpStats>,
-    /// Active health checks; dropping the engine (a reload) cancels them.
-    _checks: Vec<smol::Task<()>>,
+    /// Client configs for `tls = true` upstreams (system roots loaded once).
+    pub upstream_tls: Rc<UpstreamTls>,
+    /// Certificates and TLS settings of the apps with `tls` (`None`: no such app). Replaced
+    /// when a certificate file changes, without a reload.
+    pub tls: RefCell<Option<Rc<TlsServer>>>,
+    /// Active health checks; cancelled when a reload replaces the engine (an old engine
+    /// may live on a while in the requests it serves).
+    checks: RefCell<Vec<smol::Task<()>>>,
 }
 
 impl Engine {
     /// The engine for `plan`, keeping the upstream state, counters and sticky key of `old`
     /// where they still apply.
     pub fn new(plan: HttpPlan, old: Option<&Engine>, shared: &Rc<Shared>) -> Engine {
-        let mut known: HashMap<(String, bool), Rc<UpstreamState>> = HashMap::new();
+        let mut known: HashMap<String, Rc<UpstreamState>> = HashMap::new();
         if let Some(old) = old {
             for u in old.routes.iter().flatten().flat_map(|r| &r.upstreams) {
-                known.insert((u.target.to_string(), u.tls), u.clone());
+                known.insert(
+                    upstream_key(&u.target, u.tls, &u.tls_name, u.tls_ca.as_deref()),
+                    u.clone(),
+                );
             }
         }
         let sticky = match (plan.sticky_cookie_secret, old) {
@@ -261,8 +298,9 @@ impl Engine {
             (None, _) => Rc::new(StickyKey::random()),
         };
         let mut checks = Vec::new();
+        let mut checked: Vec<Rc<UpstreamState>> = Vec::new();
         let mut routes = Vec::new();
-        let mut fresh: HashMap<(String, bool), Rc<UpstreamState>> = HashMap::new();
+        let mut fresh: HashMap<String, Rc<UpstreamState>> = HashMap::new();
         for app in &plan.apps {
             let mut app_routes = Vec::new();
             for route in &app.routes {
@@ -270,25 +308,31 @@ impl Engine {
                     .upstreams
                     .iter()
                     .map(|u| {
-                        let key = (u.target.to_string(), u.tls);
+                        let name = u
+                            .server_name
+                            .clone()
+                            .unwrap_or_else(|| u.target.host.clone());
+                        let key = upstream_key(&u.target, u.tls, &name, u.ca_cert_path.as_deref());
                         let state = fresh
                             .get(&key)
                             .or_else(|| known.get(&key))
                             .cloned()
-                            .unwrap_or_else(|| {
-                                Rc::new(UpstreamState::new(u.target.clone(), u.tls))
-                            });
+                            .unwrap_or_else(|| Rc::new(UpstreamState::new(u)));
                         fresh.insert(key, state.clone());
                         state
                     })
                     .collect();
                 if let Some(check) = &route.health_check {
                     for u in &upstreams {
-                        checks.push(state::spawn(check_loop(
-                            u.clone(),
-                            check.clone(),
-                            Rc::downgrade(shared),
-                        )));
+                        // One check loop per upstream, however many routes share it.
+                        if !checked.iter().any(|c: &Rc<UpstreamState>| Rc::ptr_eq(c, u)) {
+                            checked.push(u.clone());
+                            checks.push(state::spawn(check_loop(
+                                u.clone(),
+                                check.clone(),
+                                Rc::downgrade(shared),
+                            )));
+                        }
                     }
                 }
                 app_routes.push(RouteState {
@@ -300,13 +344,44 @@ impl Engine {
             }
             routes.push(app_routes);
         }
+        for u in fresh.values() {
+            if !checked.iter().any(|c| Rc::ptr_eq(c, u)) {
+                u.health.borrow_mut().forget_checks();
+            }
+        }
+        let tls = old.and_then(|o| o.tls.borrow().clone());
+        let tls = build_tls(&plan, tls.as_deref());
         Engine {
+            tls: RefCell::new(tls),
             plan: Rc::new(plan),
             routes,
             sticky,
             stats: old.map_or_else(Rc::default, |o| o.stats.clone()),
-            _checks: checks,
+            upstream_tls: old
+                .map_or_else(|| Rc::new(UpstreamTls::new()), |o| o.upstream_tls.clone()),
+            checks: RefCell::new(checks),
         }
+    }
+
+    /// Stop this engine's health checks (a newer engine runs its own).
+    pub fn stop_checks(&self) {
+        self.checks.borrow_mut().clear();
+    }
+
+    /// Load the certificate files again (one changed); a file that fails keeps its app's
+    /// previous certificate.
+    pub fn reload_tls(&self) {
+        let old = self.tls.borrow().clone();
+        let new = build_tls(&self.plan, old.as_deref());
+        *self.tls.borrow_mut() = new;
+    }
+
+    /// Certificate, key and CA files to watch.
+    pub fn tls_files(&self) -> Vec<std::path::PathBuf> {
+        self.tls
+            .borrow()
+            .as_ref()
+            .map_or_else(Vec::new, |t| t.watched_files())
     }
 
     pub fn route(&self, app: usize, route: usize) -> Option<(&HttpRoute, &RouteState)> {
@@ -314,6 +389,18 @@ impl Engine {
         let state = self.routes.get(app)?.get(route)?;
         Some((plan_route, state))
     }
+}
+
+/// The TLS side of `plan`, logging what failed to load.
+fn build_tls(plan: &HttpPlan, old: Option<&TlsServer>) -> Option<Rc<TlsServer>> {
+    if !plan.apps.iter().any(|a| a.tls.is_some()) {
+        return None;
+    }
+    let (server, warnings) = TlsServer::new(plan, old);
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    Some(Rc::new(server))
 }
 
 /// Probe one upstream every `interval` and move it down or up per the thresholds.

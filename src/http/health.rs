@@ -132,6 +132,14 @@ impl UpstreamHealth {
     }
 
     /// The active check's verdict is down.
+    /// No active check watches this upstream any more (a reload removed it): forget its
+    /// verdict, which nothing could otherwise ever lift.
+    pub fn forget_checks(&mut self) {
+        self.down = false;
+        self.checks_failed = 0;
+        self.checks_passed = 0;
+    }
+
     pub fn is_down(&self) -> bool {
         self.down
     }

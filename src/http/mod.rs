@@ -14,3 +14,4 @@ pub mod select;
 pub mod server;
 pub mod status;
 pub mod sticky;
+pub mod upstream_io;

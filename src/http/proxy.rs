@@ -3,26 +3,29 @@
 //! connection fails before any response byte, 100-continue, bodies streamed in both
 //! directions, 1xx, WebSocket (and any other) upgrades spliced after 101. Does IO.
 
+use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_io::Async;
-use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
+use async_io::Timer;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
 use http::header::{CONNECTION, HOST, SET_COOKIE, TE, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
 
-use super::conn::{BufStream, Encode, HalfClose, PumpError, ShutOnClose, pump};
+use super::conn::{BufStream, Encode, HalfClose, PumpError, ShutOnClose, pump, send};
 use super::engine::{self, Engine, RouteState, UpstreamState, upstream_id};
 use super::forward::{self, ForwardContext};
 use super::h1::{self, BodyDecoder, BodyFraming, H1Error, Parsed, RequestHead, ResponseHead};
 use super::routing;
 use super::server::{Access, ConnInfo, Next, Routed, answer_error};
 use super::sticky::{self, COOKIE_NAME};
+use super::upstream_io::UpstreamIo;
 use crate::plan::{HttpBalance, HttpRoute};
 use crate::state::{Shared, add};
 
-type Upstream = Async<std::net::TcpStream>;
+type Upstream = UpstreamIo;
 
 /// Forward `head` (body still in `client`) per `route` and relay the answer.
 #[allow(clippy::too_many_arguments)]
@@ -33,7 +36,7 @@ pub async fn forward<S>(
     route: &HttpRoute,
     state: &RouteState,
     engine: &Rc<Engine>,
-    cx: ConnInfo,
+    cx: &ConnInfo,
     shared: &Rc<Shared>,
     access: &mut Access,
 ) -> Next
@@ -84,6 +87,10 @@ where
     let mut sent_continue = false;
     // After a reused connection turned out dead: the same upstream, on a fresh connection.
     let mut again: Option<usize> = None;
+    // Set when the request body did not make it upstream whole: neither connection can
+    // carry another message then (the client's unread body bytes must never be taken for a
+    // request, nor the upstream's half-received body for the next one).
+    let mut body_broken = false;
     let (idx, mut upstream, response) = loop {
         let idx = match again
             .take()
@@ -120,18 +127,9 @@ where
             continue;
         };
         access.upstream = up.target.to_string();
-        if up.tls {
-            // Upstream TLS arrives with the TLS engine; never send plaintext to a TLS port.
-            last_error = format!(
-                "{}: upstream TLS is not implemented in this version",
-                up.target
-            );
-            tried.push(idx);
-            continue;
-        }
-        let (mut upstream, reused) = match up.checkout() {
+        let (mut upstream, reused) = match up.checkout().await {
             Some(s) => (s, true),
-            None => match open(shared, up, t.upstream_connect).await {
+            None => match open(shared, engine, up, t.upstream_connect).await {
                 Ok(s) => (BufStream::new(s, Vec::new()), false),
                 Err(e) => {
                     up.passive_failure(&e);
@@ -184,11 +182,13 @@ where
         if has_body {
             if head.expect_continue && !sent_continue {
                 sent_continue = true;
-                if client
-                    .io
-                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                    .await
-                    .is_err()
+                if send(
+                    &mut client.io,
+                    b"HTTP/1.1 100 Continue\r\n\r\n",
+                    t.keepalive,
+                )
+                .await
+                .is_err()
                 {
                     return Next::Close;
                 }
@@ -198,7 +198,18 @@ where
             } else {
                 Encode::Raw
             };
-            match pump(client, &mut body, &mut upstream.io, encode, t.keepalive).await {
+            // Request trailers are dropped (as nginx does): they would reach the upstream
+            // without the sanitizing its headers get.
+            match pump(
+                client,
+                &mut body,
+                &mut upstream.io,
+                encode,
+                t.keepalive,
+                false,
+            )
+            .await
+            {
                 Ok(n) => access.bytes_in = n,
                 Err(PumpError::Framing(e)) => {
                     return answer_error(client, access, e.status(), e.context(), true, head_only)
@@ -210,7 +221,10 @@ where
                     return Next::Close;
                 }
                 // The upstream may have answered early (e.g. 413) and closed: read on.
-                Err(PumpError::Write(e)) => body_error = Some(e),
+                Err(PumpError::Write(e)) => {
+                    body_broken = true;
+                    body_error = Some(e);
+                }
             }
         }
         match read_response(&mut upstream, &head.method, t.upstream_response).await {
@@ -226,7 +240,7 @@ where
                     access,
                     StatusCode::GATEWAY_TIMEOUT,
                     &why,
-                    !head.keep_alive,
+                    !head.keep_alive || body_broken,
                     head_only,
                 )
                 .await;
@@ -244,7 +258,10 @@ where
                 }
             }
             Err(ResponseError::Closed(e)) => {
-                up.passive_failure(&e);
+                // A reused connection closing is the keep-alive race, not a sick upstream.
+                if !reused {
+                    up.passive_failure(&e);
+                }
                 let why = match body_error {
                     Some(b) => format!(
                         "upstream {} failed while receiving the body: {b}",
@@ -298,6 +315,16 @@ where
         set_sticky,
     )
     .await
+    .map(|a| {
+        if body_broken {
+            After {
+                next: Next::Close,
+                reuse: false,
+            }
+        } else {
+            a
+        }
+    })
     .unwrap_or(After {
         next: Next::Close,
         reuse: false,
@@ -313,13 +340,24 @@ fn needs_length(m: &Method) -> bool {
     matches!(*m, Method::POST | Method::PUT | Method::PATCH)
 }
 
-async fn open(shared: &Shared, up: &UpstreamState, timeout: Duration) -> Result<Upstream, String> {
+async fn open(
+    shared: &Shared,
+    engine: &Engine,
+    up: &UpstreamState,
+    timeout: Duration,
+) -> Result<Upstream, String> {
     let addrs = shared
         .resolver
         .resolve(&up.target)
         .await
         .map_err(|e| format!("cannot resolve: {e}"))?;
-    engine::connect(&addrs, timeout).await
+    let tcp = engine::connect(&addrs, timeout).await?;
+    if !up.tls {
+        return Ok(UpstreamIo::Plain(tcp));
+    }
+    let config = engine.upstream_tls.config(up.tls_ca.as_deref())?;
+    let tls = crate::tls::client::connect(tcp, config, &up.tls_name, timeout).await?;
+    Ok(UpstreamIo::Tls(Box::new(tls)))
 }
 
 enum ResponseError {
@@ -386,7 +424,7 @@ async fn relay_response<S>(
     state: &RouteState,
     route: &HttpRoute,
     engine: &Engine,
-    cx: ConnInfo,
+    cx: &ConnInfo,
     access: &mut Access,
     set_sticky: bool,
 ) -> Result<After, ()>
@@ -398,15 +436,26 @@ where
     let mut headers = resp.headers;
     if resp.status == StatusCode::SWITCHING_PROTOCOLS {
         if !req.upgrade {
-            access.status = 502;
-            access.error = Some("upstream switched protocols unasked".to_owned());
+            let why = "the upstream switched protocols without being asked";
+            let head_only = req.method == Method::HEAD;
+            answer_error(
+                client,
+                access,
+                StatusCode::BAD_GATEWAY,
+                why,
+                true,
+                head_only,
+            )
+            .await;
             return Err(());
         }
         forward::client_response_headers(&mut headers, true);
         let mut wire = Vec::new();
         h1::write_response_head(&mut wire, resp.status, &headers);
         access.bytes_out += wire.len() as u64;
-        client.io.write_all(&wire).await.map_err(|_| ())?;
+        send(&mut client.io, &wire, t.keepalive)
+            .await
+            .map_err(|_| ())?;
         let (up_in, up_out) = splice(client, upstream).await;
         access.bytes_in += up_in;
         access.bytes_out += up_out;
@@ -461,13 +510,16 @@ where
         let consumed = d.consumed;
         upstream.consume(consumed);
     }
-    client.io.write_all(&wire).await.map_err(|_| ())?;
+    send(&mut client.io, &wire, t.upstream_response)
+        .await
+        .map_err(|_| ())?;
     match pump(
         upstream,
         &mut dec,
         &mut client.io,
         encode,
         t.upstream_response,
+        true,
     )
     .await
     {
@@ -483,33 +535,61 @@ where
     })
 }
 
-/// After a 101: pass bytes both ways until both sides have closed. Returns the bytes sent
-/// upstream and to the client.
+/// An upgraded connection (WebSocket) with no byte either way for this long is closed: a
+/// peer that vanished without a FIN must not hold a client slot and an upstream forever.
+pub const UPGRADED_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// After a 101: pass bytes both ways until both sides have closed, or nothing moved for
+/// [`UPGRADED_IDLE_TIMEOUT`]. Returns the bytes sent upstream and to the client.
 async fn splice<S>(client: &mut BufStream<S>, upstream: &mut BufStream<Upstream>) -> (u64, u64)
 where
     S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     let early_up = client.take_buffered();
     let early_down = upstream.take_buffered();
-    let (mut cr, mut cw) = futures_lite::io::split(ShutOnClose(&mut client.io));
-    let (mut ur, mut uw) = futures_lite::io::split(ShutOnClose(&mut upstream.io));
-    let up = async {
-        let mut n = early_up.len() as u64;
-        if uw.write_all(&early_up).await.is_err() {
-            return n;
+    let last = Cell::new(Instant::now());
+    let (cr, cw) = futures_lite::io::split(ShutOnClose(&mut client.io));
+    let (ur, uw) = futures_lite::io::split(ShutOnClose(&mut upstream.io));
+    let both = future::zip(
+        pass(cr, uw, early_up, &last),
+        pass(ur, cw, early_down, &last),
+    );
+    let idle = async {
+        loop {
+            let quiet_until = last.get() + UPGRADED_IDLE_TIMEOUT;
+            if Instant::now() >= quiet_until {
+                return (0, 0);
+            }
+            Timer::at(quiet_until).await;
         }
-        n += futures_lite::io::copy(&mut cr, &mut uw).await.unwrap_or(0);
-        let _ = uw.close().await;
-        n
     };
-    let down = async {
-        let mut n = early_down.len() as u64;
-        if cw.write_all(&early_down).await.is_err() {
-            return n;
+    future::or(both, idle).await
+}
+
+/// One direction of a splice: `early` first, then everything `from` sends, flushed as it
+/// comes (TLS buffers otherwise); at EOF the write side of `to` is shut.
+async fn pass<R, W>(mut from: R, mut to: W, early: Vec<u8>, last: &Cell<Instant>) -> u64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut moved = early.len() as u64;
+    if to.write_all(&early).await.is_err() || to.flush().await.is_err() {
+        return moved;
+    }
+    let mut buf = vec![0u8; super::conn::READ_CHUNK];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        last.set(Instant::now());
+        let chunk = buf.get(..n).unwrap_or_default();
+        if to.write_all(chunk).await.is_err() || to.flush().await.is_err() {
+            return moved;
         }
-        n += futures_lite::io::copy(&mut ur, &mut cw).await.unwrap_or(0);
-        let _ = cw.close().await;
-        n
-    };
-    future::zip(up, down).await
+        moved += n as u64;
+    }
+    let _ = to.close().await;
+    moved
 }

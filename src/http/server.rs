@@ -11,16 +11,17 @@ use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
-use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 pub use super::access::Access;
-use super::conn::{BufStream, Encode, HalfClose, PumpError, pump};
+use super::conn::{BufStream, Encode, HalfClose, PumpError, pump, send};
 use super::engine::{ClientSlot, Engine};
 use super::h1::{self, BodyDecoder, H1Error, Parsed, RequestHead, TargetForm};
 use super::routing::{self, AppMatch};
-use crate::plan::Builtin;
+use crate::plan::{Builtin, HttpTimeouts};
 use crate::state::{self, Shared, add};
+use crate::tls::server::Prefixed;
 
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -28,12 +29,17 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// header section) stop well before this; it only guards against a parser bug.
 const MAX_HEAD_BUFFER: usize = h1::MAX_REQUEST_LINE + h1::MAX_HEADER_BYTES + 1024;
 
+/// How long a client may take nothing of an answer sluice makes itself.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Where a client connection came from and arrived.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub https: bool,
+    /// The TLS server name the client asked for (HTTPS only).
+    pub sni: Option<Rc<str>>,
 }
 
 /// What the connection does after a request.
@@ -46,7 +52,13 @@ pub enum Next {
 }
 
 /// Accept plain-HTTP connections until the task is dropped.
-pub async fn accept_loop(listener: Rc<Async<TcpListener>>, addr: SocketAddr, shared: Rc<Shared>) {
+/// Accept connections until the task is dropped; `https`: TLS is terminated first.
+pub async fn accept_loop(
+    listener: Rc<Async<TcpListener>>,
+    addr: SocketAddr,
+    https: bool,
+    shared: Rc<Shared>,
+) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         match listener.accept().await {
@@ -56,9 +68,14 @@ pub async fn accept_loop(listener: Rc<Async<TcpListener>>, addr: SocketAddr, sha
                 let cx = ConnInfo {
                     peer,
                     local: addr,
-                    https: false,
+                    https,
+                    sni: None,
                 };
-                state::spawn(serve(stream, Vec::new(), cx, shared.clone())).detach();
+                if https {
+                    state::spawn(serve_tls(stream, Vec::new(), cx, shared.clone())).detach();
+                } else {
+                    state::spawn(serve(stream, Vec::new(), cx, shared.clone())).detach();
+                }
             }
             Err(e)
                 if matches!(
@@ -86,7 +103,7 @@ where
     let _guard = shared.drain.guard();
     let mut client = BufStream::new(io, initial);
     let Some(_slot) = ClientSlot::open(&engine.stats, &engine.plan, cx.peer.ip()) else {
-        let mut access = Access::new(cx);
+        let mut access = Access::new(&cx);
         let why = "too many open connections; try again later";
         let _ = send_error(
             &mut client,
@@ -99,6 +116,51 @@ where
         access.log(&engine);
         return;
     };
+    run(client, cx, shared, engine).await;
+}
+
+/// Terminate TLS on one client connection, then serve HTTP on it; `initial` holds bytes
+/// already read from it (the ClientHello the multiplexer probed).
+pub async fn serve_tls<S>(io: S, initial: Vec<u8>, mut cx: ConnInfo, shared: Rc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
+{
+    let Some(engine) = shared.http_engine() else {
+        return;
+    };
+    let _guard = shared.drain.guard();
+    let Some(_slot) = ClientSlot::open(&engine.stats, &engine.plan, cx.peer.ip()) else {
+        log::warn!(
+            "https {} -> {}: refused, max_clients reached",
+            cx.peer,
+            cx.local
+        );
+        return;
+    };
+    let Some(tls) = engine.tls.borrow().clone() else {
+        return;
+    };
+    let io = Prefixed::new(initial, io);
+    match crate::tls::server::accept(io, &tls).await {
+        Ok((stream, sni)) => {
+            cx.https = true;
+            cx.sni = sni.map(Rc::from);
+            run(BufStream::new(stream, Vec::new()), cx, shared, engine).await;
+        }
+        Err(e) => log::info!(
+            "https {} -> {}: TLS handshake failed: {e}",
+            cx.peer,
+            cx.local
+        ),
+    }
+}
+
+/// Serve requests on an admitted connection until it ends, is cut at shutdown or reaches
+/// `connection_handling_timeout`.
+async fn run<S>(mut client: BufStream<S>, cx: ConnInfo, shared: Rc<Shared>, engine: Rc<Engine>)
+where
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
+{
     let lifetime = engine.plan.experimental.connection_handling_timeout;
     drop(engine);
     let cut = shared.drain.cut_off();
@@ -108,22 +170,31 @@ where
             None => future::pending().await,
         };
     };
-    future::or(connection(&mut client, cx, &shared), future::or(cut, limit)).await;
+    future::or(
+        connection(&mut client, &cx, &shared),
+        future::or(cut, limit),
+    )
+    .await;
     let _ = client.io.close().await;
 }
 
 /// Requests one after another until either side ends the connection.
-async fn connection<S>(client: &mut BufStream<S>, cx: ConnInfo, shared: &Rc<Shared>)
+async fn connection<S>(client: &mut BufStream<S>, cx: &ConnInfo, shared: &Rc<Shared>)
 where
     S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     let mut first = true;
     loop {
+        // The engine is looked up again once a head is in: an idle keep-alive connection must
+        // not keep a replaced engine (and its plan) alive.
+        let Some(timeouts) = shared.http_engine().map(|e| e.plan.timeouts) else {
+            return;
+        };
+        let head = read_head(client, timeouts, first, shared).await;
+        first = false;
         let Some(engine) = shared.http_engine() else {
             return;
         };
-        let head = read_head(client, &engine, first, shared).await;
-        first = false;
         let mut access = Access::new(cx);
         let next = match head {
             HeadRead::Head(head) => {
@@ -168,17 +239,32 @@ enum HeadRead {
 /// follow within the header timeout.
 async fn read_head<S>(
     client: &mut BufStream<S>,
-    engine: &Engine,
+    t: HttpTimeouts,
     first: bool,
     shared: &Shared,
 ) -> HeadRead
 where
     S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
-    let t = engine.plan.timeouts;
     let mut deadline = (!client.data().is_empty()).then(|| Instant::now() + t.request_header);
+    // Bytes already looked at: the head is parsed again only when new bytes could finish it
+    // or finish its request line, so a head trickled a byte at a time costs linear work.
+    let mut seen = 0;
     loop {
-        match h1::parse_request(client.data()) {
+        let data = client.data();
+        let old = data.get(..seen).unwrap_or_default();
+        let new = data.get(seen..).unwrap_or_default();
+        let worth_parsing = seen == 0
+            || ends_head(data, seen)
+            || (!old.contains(&b'\n') && new.contains(&b'\n'))
+            || data.len() > MAX_HEAD_BUFFER;
+        seen = data.len();
+        let parsed = if worth_parsing {
+            h1::parse_request(data)
+        } else {
+            Ok(Parsed::Partial)
+        };
+        match parsed {
             Ok(Parsed::Complete { head, consumed }) => {
                 client.consume(consumed);
                 return HeadRead::Head(Box::new(head));
@@ -223,6 +309,13 @@ where
     }
 }
 
+/// Whether bytes from `from` on (with the three before, for a split CRLFCRLF) hold the end of
+/// a head.
+fn ends_head(data: &[u8], from: usize) -> bool {
+    data.get(from.saturating_sub(3)..)
+        .is_some_and(|tail| tail.windows(4).any(|w| w == b"\r\n\r\n"))
+}
+
 /// Where routing sent a request.
 pub struct Routed {
     pub app: usize,
@@ -240,7 +333,7 @@ async fn handle<S>(
     client: &mut BufStream<S>,
     head: RequestHead,
     engine: &Rc<Engine>,
-    cx: ConnInfo,
+    cx: &ConnInfo,
     shared: &Rc<Shared>,
     access: &mut Access,
 ) -> Next
@@ -258,6 +351,13 @@ where
     };
     if let Some(app) = engine.plan.apps.get(routed.app) {
         access.app.clone_from(&app.name);
+        if !cx.https
+            && app.tls.as_ref().is_some_and(|t| t.https_redirection)
+            && let Some(tls_port) = engine.plan.listen_port_tls
+        {
+            let port = engine.plan.public_https_port.unwrap_or(tls_port);
+            return redirect_to_https(client, access, &head, &routed, port).await;
+        }
     }
     let Some((route, state)) = engine.route(routed.app, routed.route) else {
         return answer_error(
@@ -283,7 +383,7 @@ where
 fn route(
     engine: &Engine,
     head: &RequestHead,
-    cx: ConnInfo,
+    cx: &ConnInfo,
 ) -> Result<Routed, (StatusCode, String)> {
     let bad = |why: &str| (StatusCode::BAD_REQUEST, why.to_owned());
     if !head.host_matches_target() {
@@ -305,8 +405,25 @@ fn route(
         None => (raw, None),
     };
     let path = routing::normalize_path(if path.is_empty() { "/" } else { path }).map_err(bad)?;
-    let authority = head.authority().map(str::to_owned);
+    let authority = head
+        .authority()
+        .map(str::to_owned)
+        .or_else(|| cx.sni.as_deref().map(str::to_owned));
     let plan = &engine.plan;
+    if let Some(sni) = &cx.sni
+        && !plan.experimental.ignore_sni_consistency
+    {
+        let host = authority.as_deref().and_then(routing::host_only);
+        if !host.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(sni)) {
+            return Err((
+                StatusCode::MISDIRECTED_REQUEST,
+                format!(
+                    "this connection is for {sni}, not {}",
+                    host.as_deref().unwrap_or("(no host)")
+                ),
+            ));
+        }
+    }
     let (app, via_default) = match routing::match_app(plan, authority.as_deref()) {
         AppMatch::App(i) => (i, false),
         AppMatch::Default(i) => (i, true),
@@ -385,6 +502,57 @@ where
         client,
         access,
         StatusCode::OK,
+        headers,
+        body.as_bytes(),
+        close,
+        head_only,
+    )
+    .await
+    {
+        Ok(()) if !close => Next::KeepAlive,
+        _ => Next::Close,
+    }
+}
+
+/// `301` to the same host and path over HTTPS (`:port` unless 443).
+async fn redirect_to_https<S>(
+    client: &mut BufStream<S>,
+    access: &mut Access,
+    head: &RequestHead,
+    routed: &Routed,
+    port: u16,
+) -> Next
+where
+    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
+{
+    let host = routed
+        .authority
+        .as_deref()
+        .and_then(routing::host_only)
+        .unwrap_or_default();
+    let port = if port == 443 {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
+    let location = format!("https://{host}{port}{}", routed.path_and_query);
+    let Ok(value) = HeaderValue::from_str(&location) else {
+        let why = "cannot build the HTTPS address of this request";
+        return answer_error(client, access, StatusCode::BAD_REQUEST, why, true, false).await;
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(LOCATION, value);
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let body = format!("301 Moved Permanently: use {location}\n");
+    let close = !head.keep_alive || head.framing.has_body();
+    let head_only = head.method == Method::HEAD;
+    match send_local(
+        client,
+        access,
+        StatusCode::MOVED_PERMANENTLY,
         headers,
         body.as_bytes(),
         close,
@@ -479,8 +647,7 @@ where
     }
     access.status = status.as_u16();
     access.bytes_out += out.len() as u64;
-    client.io.write_all(&out).await?;
-    client.io.flush().await
+    send(&mut client.io, &out, SEND_TIMEOUT).await
 }
 
 /// Read and drop the rest of a request body so the connection can carry the next request.
@@ -501,6 +668,7 @@ where
         &mut futures_lite::io::sink(),
         Encode::Raw,
         idle,
+        false,
     )
     .await
 }

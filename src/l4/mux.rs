@@ -66,18 +66,16 @@ pub fn probes_tcp(svc: &L4Service) -> bool {
 ///
 /// # Errors
 /// Reading from the client failed.
-/// `also_http`: probe for plain HTTP even without an `http` rule (the listener is also the
-/// HTTP engine's port).
+/// `also`: protocols to probe for even without a rule (the listener is also the HTTP
+/// engine's port, which takes plain HTTP or TLS that no rule claims).
 pub async fn decide<'a>(
     client: &Async<TcpStream>,
     svc: &'a L4Service,
     buf: &mut Vec<u8>,
-    also_http: bool,
+    also: &[Protocol],
 ) -> io::Result<Decision<'a>> {
     let default = svc.tcp_default.as_ref();
-    let wanted = |p: Protocol| {
-        (also_http && p == Protocol::Http) || svc.protocols.iter().any(|r| r.protocol == p)
-    };
+    let wanted = |p: Protocol| also.contains(&p) || svc.protocols.iter().any(|r| r.protocol == p);
     let deadline = Instant::now() + svc.probe_timeout;
     let mut chunk = [0u8; 2048];
     loop {

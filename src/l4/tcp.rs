@@ -170,16 +170,20 @@ async fn handle(
         }
     }
 
-    // Combined shape: this port is also the HTTP engine's, which takes plain HTTP that no
-    // rule claims.
-    let http_here = shared
-        .plan
-        .borrow()
-        .http
-        .as_ref()
-        .is_some_and(|h| h.sockets().0.contains(&listener));
-    let decision = if mux::probes_tcp(&svc) || http_here {
-        match mux::decide(&client, &svc, &mut buf, http_here).await {
+    // Combined shape: this port is also the HTTP engine's, which takes plain HTTP (or TLS,
+    // on its HTTPS port) that no rule claims.
+    let mut engine_takes = Vec::new();
+    if let Some(h) = shared.plan.borrow().http.as_ref() {
+        let (plain, tls) = h.sockets();
+        if plain.contains(&listener) {
+            engine_takes.push(Protocol::Http);
+        }
+        if tls.contains(&listener) {
+            engine_takes.push(Protocol::Tls);
+        }
+    }
+    let decision = if mux::probes_tcp(&svc) || !engine_takes.is_empty() {
+        match mux::decide(&client, &svc, &mut buf, &engine_takes).await {
             Ok(d) => d,
             Err(e) => {
                 log::debug!("tcp {src} -> {listener}: read error while probing: {e}");
@@ -202,17 +206,27 @@ async fn handle(
         log.proto = decision.label();
     }
     if let mux::Decision::Detected { detected, .. } = &decision
-        && http_here
-        && detected.protocol == Protocol::Http
+        && engine_takes.contains(&detected.protocol)
         && route::select(&svc.protocols, detected).is_none()
+        && (detected.protocol == Protocol::Http
+            || svc.tcp_default.is_none()
+            || engine_serves_name(&shared, detected.sni.as_deref()))
     {
-        log::debug!("tcp {src} -> {listener}: plain HTTP, handed to the HTTP engine");
+        log::debug!(
+            "tcp {src} -> {listener}: {}, handed to the HTTP engine",
+            detected.label()
+        );
         let cx = http::server::ConnInfo {
             peer: src,
             local: listener,
-            https: false,
+            https: detected.protocol == Protocol::Tls,
+            sni: None,
         };
-        return http::server::serve(client, buf, cx, shared.clone()).await;
+        return if cx.https {
+            http::server::serve_tls(client, buf, cx, shared.clone()).await
+        } else {
+            http::server::serve(client, buf, cx, shared.clone()).await
+        };
     }
     let Some(route) = decision.route() else {
         if !matches!(decision, mux::Decision::Gone) {
@@ -276,6 +290,18 @@ async fn handle(
         log::debug!("tcp {src} -> {listener}: relay error: {e}");
     }
     log.log(out.up + buf.len() as u64, out.down, out.end.as_str());
+}
+
+/// Whether an HTTPS app of the engine answers TLS for `sni`.
+fn engine_serves_name(shared: &Shared, sni: Option<&str>) -> bool {
+    let (Some(engine), Some(sni)) = (shared.http_engine(), sni) else {
+        return false;
+    };
+    engine
+        .tls
+        .borrow()
+        .as_ref()
+        .is_some_and(|t| t.app_for(sni).is_some())
 }
 
 /// Try the route's targets in balance order (each address of a name in turn) until one

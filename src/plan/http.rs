@@ -83,23 +83,20 @@ impl HttpPlan {
     /// Configured features this version validates but does not serve yet, one warning each.
     pub fn limitations(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(port) = self.listen_port_tls {
-            out.push(format!(
-                "listen_port_tls = {port}: TLS termination is not implemented in this version; nothing listens there"
-            ));
-        }
-        let tls_upstreams: Vec<String> = self
+        let acme: Vec<&str> = self
             .apps
             .iter()
-            .flat_map(|a| a.routes.iter().flat_map(|r| &r.upstreams))
-            .filter(|u| u.tls)
-            .map(|u| u.target.to_string())
+            .filter(|a| a.tls.as_ref().is_some_and(|t| t.cert == CertSource::Acme))
+            .map(|a| a.name.as_str())
             .collect();
-        if !tls_upstreams.is_empty() {
+        if !acme.is_empty() {
             out.push(format!(
-                "upstreams with `tls = true` ({}) need upstream TLS, not implemented in this version: requests routed to them get 502",
-                tls_upstreams.join(", ")
+                "ACME certificates (apps {}) are not implemented in this version: TLS handshakes for them are refused",
+                acme.join(", ")
             ));
+        }
+        if self.experimental.h3.is_some() {
+            out.push("`[experimental.h3]`: HTTP/3 is not implemented in this version; HTTPS is served over TCP only".to_owned());
         }
         let h2: Vec<&str> = self
             .apps

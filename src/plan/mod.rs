@@ -294,6 +294,8 @@ pub enum Role {
     Status,
     /// The HTTP engine's plain-HTTP port (`listen_port` of the rpxy keys).
     Http,
+    /// The HTTP engine's HTTPS port (`listen_port_tls`).
+    Https,
 }
 
 impl ListenerKey {
@@ -304,6 +306,7 @@ impl ListenerKey {
             (Role::L4(_), Transport::Udp) => "udp",
             (Role::Status, _) => "status tcp",
             (Role::Http, _) => "http tcp",
+            (Role::Https, _) => "https tcp",
         }
     }
 }
@@ -340,7 +343,12 @@ impl Plan {
         if let Some(http) = &self.http {
             // An HTTP address an L4 service also listens on belongs to the multiplexer,
             // which hands plain HTTP over to the engine in-process.
-            for addr in http.sockets().0 {
+            let (plain, tls) = http.sockets();
+            let wanted = plain
+                .into_iter()
+                .map(|a| (a, Role::Http))
+                .chain(tls.into_iter().map(|a| (a, Role::Https)));
+            for (addr, role) in wanted {
                 let taken = out
                     .iter()
                     .any(|k| k.transport == Transport::Tcp && k.addr == addr);
@@ -348,7 +356,7 @@ impl Plan {
                     out.push(ListenerKey {
                         transport: Transport::Tcp,
                         addr,
-                        role: Role::Http,
+                        role,
                     });
                 }
             }

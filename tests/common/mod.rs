@@ -14,6 +14,7 @@ mod client;
 pub mod hello;
 pub mod http_backend;
 pub mod http_client;
+pub mod tls_pki;
 
 // Re-exported for the test files; a binary that uses none of them would warn.
 #[allow(unused_imports)]
