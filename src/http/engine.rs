@@ -410,13 +410,21 @@ async fn check_loop(up: Rc<UpstreamState>, check: HealthCheck, shared: Weak<Shar
             return;
         };
         let resolved = shared.resolver.resolve(&up.target).await;
+        let tls = match (up.tls, shared.http_engine()) {
+            (true, Some(engine)) => Some(engine.upstream_tls.config(up.tls_ca.as_deref())),
+            _ => None,
+        };
         drop(shared);
-        let result = match resolved {
-            Ok(addrs) => match addrs.first() {
-                Some(addr) => health::probe(*addr, &up.authority, &check.kind, check.timeout).await,
+        let result = match (resolved, tls) {
+            (_, Some(Err(e))) => Err(e),
+            (Ok(addrs), tls) => match addrs.first() {
+                Some(addr) => {
+                    let tls = tls.and_then(Result::ok).map(|c| (c, up.tls_name.as_str()));
+                    health::probe(*addr, &up.authority, &check.kind, check.timeout, tls).await
+                }
                 None => Err("no address".to_owned()),
             },
-            Err(e) => Err(format!("cannot resolve: {e}")),
+            (Err(e), _) => Err(format!("cannot resolve: {e}")),
         };
         let transition = {
             let mut h = up.health.borrow_mut();

@@ -191,11 +191,14 @@ fn eject_duration(previous: u32) -> Duration {
 /// # Errors
 /// Why the check failed, in a few words: `connect refused`, `timeout after 2s`,
 /// `status 500, expected 200`, …
+/// `tls`: the upstream speaks TLS (client config, server name): an HTTP check then runs over
+/// a verified TLS connection.
 pub async fn probe(
     addr: SocketAddr,
     host: &str,
     kind: &HealthCheckKind,
     timeout: Duration,
+    tls: Option<(std::sync::Arc<rustls::ClientConfig>, &str)>,
 ) -> Result<(), String> {
     let check = async {
         let stream = async_net::TcpStream::connect(addr)
@@ -204,12 +207,25 @@ pub async fn probe(
                 std::io::ErrorKind::ConnectionRefused => "connect refused".to_owned(),
                 _ => format!("connect failed: {e}"),
             })?;
-        match kind {
-            HealthCheckKind::Tcp => Ok(()),
-            HealthCheckKind::Http {
-                path,
-                expected_status,
-            } => http_check(stream, host, path, *expected_status).await,
+        match (kind, tls) {
+            (HealthCheckKind::Tcp, _) => Ok(()),
+            (
+                HealthCheckKind::Http {
+                    path,
+                    expected_status,
+                },
+                None,
+            ) => http_check(stream, host, path, *expected_status).await,
+            (
+                HealthCheckKind::Http {
+                    path,
+                    expected_status,
+                },
+                Some((config, name)),
+            ) => {
+                let tls = crate::tls::client::connect(stream, config, name, timeout).await?;
+                http_check(tls, host, path, *expected_status).await
+            }
         }
     };
     let deadline = async {
@@ -219,8 +235,8 @@ pub async fn probe(
     future::or(check, deadline).await
 }
 
-async fn http_check(
-    mut stream: async_net::TcpStream,
+async fn http_check<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin>(
+    mut stream: S,
     host: &str,
     path: &str,
     expected: u16,
@@ -236,6 +252,10 @@ async fn http_check(
     );
     stream
         .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("send failed: {e}"))?;
+    stream
+        .flush()
         .await
         .map_err(|e| format!("send failed: {e}"))?;
     let mut buf: Vec<u8> = Vec::with_capacity(1024);

@@ -204,7 +204,7 @@ fn serve(reply: Option<&'static [u8]>) -> (SocketAddr, thread::JoinHandle<String
 }
 
 fn run(addr: SocketAddr, kind: &HealthCheckKind, timeout: Duration) -> Result<(), String> {
-    async_io::block_on(probe(addr, "app.example", kind, timeout))
+    async_io::block_on(probe(addr, "app.example", kind, timeout, None))
 }
 
 #[test]
@@ -300,7 +300,8 @@ fn http_probe_times_out_when_the_server_never_answers() {
 #[test]
 fn http_probe_refuses_to_send_a_split_request() {
     let (addr, server) = serve(Some(b"HTTP/1.1 200 OK\r\n\r\n"));
-    let err = async_io::block_on(probe(addr, "a\r\nX: y", &http("/", 200), SHORT)).unwrap_err();
+    let err =
+        async_io::block_on(probe(addr, "a\r\nX: y", &http("/", 200), SHORT, None)).unwrap_err();
     assert_eq!(err, "invalid host or path for the check request");
     server.join().unwrap(); // it saw EOF: nothing was sent
 }

@@ -3,24 +3,22 @@
 //! connection fails before any response byte, 100-continue, bodies streamed in both
 //! directions, 1xx, WebSocket (and any other) upgrades spliced after 101. Does IO.
 
-use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_io::Timer;
-
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
+use futures_lite::{AsyncRead, AsyncWrite};
 use http::header::{CONNECTION, HOST, SET_COOKIE, TE, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
 
-use super::conn::{BufStream, Encode, HalfClose, PumpError, ShutOnClose, pump, send};
+use super::conn::{BufStream, Encode, HalfClose, PumpError, pump, send};
 use super::engine::{self, Engine, RouteState, UpstreamState, upstream_id};
 use super::forward::{self, ForwardContext};
 use super::h1::{self, BodyDecoder, BodyFraming, H1Error, Parsed, RequestHead, ResponseHead};
 use super::routing;
 use super::server::{Access, ConnInfo, Next, Routed, answer_error};
 use super::sticky::{self, COOKIE_NAME};
+use super::upgrade::splice;
 use super::upstream_io::UpstreamIo;
 use crate::plan::{HttpBalance, HttpRoute};
 use crate::state::{Shared, add};
@@ -168,7 +166,7 @@ where
         h1::set_body_framing(&mut headers, out_framing);
         let mut wire = Vec::with_capacity(1024);
         h1::write_request_head(&mut wire, &head.method, &target, &headers);
-        if let Err(e) = upstream.io.write_all(&wire).await {
+        if let Err(e) = send(&mut upstream.io, &wire, t.upstream_response).await {
             if reused {
                 again = Some(idx);
             } else {
@@ -533,63 +531,4 @@ where
         next: if keep { Next::KeepAlive } else { Next::Close },
         reuse: resp.keep_alive && dec.is_done(),
     })
-}
-
-/// An upgraded connection (WebSocket) with no byte either way for this long is closed: a
-/// peer that vanished without a FIN must not hold a client slot and an upstream forever.
-pub const UPGRADED_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// After a 101: pass bytes both ways until both sides have closed, or nothing moved for
-/// [`UPGRADED_IDLE_TIMEOUT`]. Returns the bytes sent upstream and to the client.
-async fn splice<S>(client: &mut BufStream<S>, upstream: &mut BufStream<Upstream>) -> (u64, u64)
-where
-    S: AsyncRead + AsyncWrite + HalfClose + Unpin,
-{
-    let early_up = client.take_buffered();
-    let early_down = upstream.take_buffered();
-    let last = Cell::new(Instant::now());
-    let (cr, cw) = futures_lite::io::split(ShutOnClose(&mut client.io));
-    let (ur, uw) = futures_lite::io::split(ShutOnClose(&mut upstream.io));
-    let both = future::zip(
-        pass(cr, uw, early_up, &last),
-        pass(ur, cw, early_down, &last),
-    );
-    let idle = async {
-        loop {
-            let quiet_until = last.get() + UPGRADED_IDLE_TIMEOUT;
-            if Instant::now() >= quiet_until {
-                return (0, 0);
-            }
-            Timer::at(quiet_until).await;
-        }
-    };
-    future::or(both, idle).await
-}
-
-/// One direction of a splice: `early` first, then everything `from` sends, flushed as it
-/// comes (TLS buffers otherwise); at EOF the write side of `to` is shut.
-async fn pass<R, W>(mut from: R, mut to: W, early: Vec<u8>, last: &Cell<Instant>) -> u64
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut moved = early.len() as u64;
-    if to.write_all(&early).await.is_err() || to.flush().await.is_err() {
-        return moved;
-    }
-    let mut buf = vec![0u8; super::conn::READ_CHUNK];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        last.set(Instant::now());
-        let chunk = buf.get(..n).unwrap_or_default();
-        if to.write_all(chunk).await.is_err() || to.flush().await.is_err() {
-            return moved;
-        }
-        moved += n as u64;
-    }
-    let _ = to.close().await;
-    moved
 }

@@ -57,7 +57,7 @@ impl fmt::Display for AcceptError {
             AcceptError::Closed => {
                 f.write_str("client closed the connection during the TLS handshake")
             }
-            AcceptError::Tls(why) => write!(f, "TLS handshake failed: {why}"),
+            AcceptError::Tls(why) => f.write_str(why),
         }
     }
 }
