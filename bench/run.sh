@@ -411,7 +411,9 @@ scenario_connrate() {
 }
 
 http1_once() { wrk_run http1 "$1" "http://127.0.0.1:$2/"; }
-https1_once() { wrk_run https1 "$1" "https://127.0.0.1:$3/"; }
+# By name, so every contender sees SNI "localhost" (sluice refuses TLS without a server name
+# it serves, with unrecognized_name, instead of picking a default certificate).
+https1_once() { wrk_run https1 "$1" "https://localhost:$3/"; }
 h2_once() { h2load_run h2 "$1" "https://127.0.0.1:$3/"; }
 
 # l7_scenario METRIC [EXTRA_KIND]: METRIC's runner against every L7 contender (sluice has no

@@ -325,7 +325,7 @@ fn a_client_that_never_reads_does_not_hold_its_slot_forever() {
     let port = free_port();
     // A proxied answer that the client takes none of for upstream_response_timeout ends its
     // connection. (A local answer, say a 404 for an unknown host, waits SEND_TIMEOUT, 60 s in
-    // src/http/server.rs: too long for a test, which is why the clients here ask app1.)
+    // src/http/local.rs: too long for a test, which is why the clients here ask app1.)
     let top = "max_clients = 2\nupstream_response_timeout = \"1s\"";
     let _sluice = Sluice::start(&config(port, b.addr(), false, top));
 

@@ -270,7 +270,9 @@ pub struct Engine {
     pub sticky: Rc<StickyKey>,
     pub stats: Rc<HttpStats>,
     /// Client configs for `tls = true` upstreams (system roots loaded once).
-    pub upstream_tls: Rc<UpstreamTls>,
+    /// Rebuilt on every reload and whenever an upstream `ca_cert_path` file changes, so
+    /// system bundle and CA edits are picked up.
+    upstream_tls: RefCell<Rc<UpstreamTls>>,
     /// Certificates and TLS settings of the apps with `tls` (`None`: no such app). Replaced
     /// when a certificate file changes, without a reload.
     pub tls: RefCell<Option<Rc<TlsServer>>>,
@@ -357,8 +359,7 @@ impl Engine {
             routes,
             sticky,
             stats: old.map_or_else(Rc::default, |o| o.stats.clone()),
-            upstream_tls: old
-                .map_or_else(|| Rc::new(UpstreamTls::new()), |o| o.upstream_tls.clone()),
+            upstream_tls: RefCell::new(Rc::new(UpstreamTls::new())),
             checks: RefCell::new(checks),
         }
     }
@@ -368,20 +369,35 @@ impl Engine {
         self.checks.borrow_mut().clear();
     }
 
+    /// The client side for `tls = true` upstreams.
+    pub fn upstream_tls(&self) -> Rc<UpstreamTls> {
+        self.upstream_tls.borrow().clone()
+    }
+
     /// Load the certificate files again (one changed); a file that fails keeps its app's
-    /// previous certificate.
+    /// previous certificate. Upstream CA files are read again on next use.
     pub fn reload_tls(&self) {
+        *self.upstream_tls.borrow_mut() = Rc::new(UpstreamTls::new());
         let old = self.tls.borrow().clone();
         let new = build_tls(&self.plan, old.as_deref());
         *self.tls.borrow_mut() = new;
     }
 
-    /// Certificate, key and CA files to watch.
+    /// Certificate, key and CA files to watch (apps' and upstreams').
     pub fn tls_files(&self) -> Vec<std::path::PathBuf> {
-        self.tls
+        let mut files = self
+            .tls
             .borrow()
             .as_ref()
-            .map_or_else(Vec::new, |t| t.watched_files())
+            .map_or_else(Vec::new, |t| t.watched_files());
+        for u in self.routes.iter().flatten().flat_map(|r| &r.upstreams) {
+            if let Some(ca) = &u.tls_ca
+                && !files.contains(ca)
+            {
+                files.push(ca.clone());
+            }
+        }
+        files
     }
 
     pub fn route(&self, app: usize, route: usize) -> Option<(&HttpRoute, &RouteState)> {
@@ -411,7 +427,7 @@ async fn check_loop(up: Rc<UpstreamState>, check: HealthCheck, shared: Weak<Shar
         };
         let resolved = shared.resolver.resolve(&up.target).await;
         let tls = match (up.tls, shared.http_engine()) {
-            (true, Some(engine)) => Some(engine.upstream_tls.config(up.tls_ca.as_deref())),
+            (true, Some(engine)) => Some(engine.upstream_tls().config(up.tls_ca.as_deref())),
             _ => None,
         };
         drop(shared);

@@ -353,7 +353,7 @@ async fn open(
     if !up.tls {
         return Ok(UpstreamIo::Plain(tcp));
     }
-    let config = engine.upstream_tls.config(up.tls_ca.as_deref())?;
+    let config = engine.upstream_tls().config(up.tls_ca.as_deref())?;
     let tls = crate::tls::client::connect(tcp, config, &up.tls_name, timeout).await?;
     Ok(UpstreamIo::Tls(Box::new(tls)))
 }

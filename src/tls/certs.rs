@@ -261,6 +261,54 @@ pub(crate) fn leaf_facts(der: &[u8]) -> Option<(Vec<String>, Option<SystemTime>)
     Some((names, not_after))
 }
 
+/// The invariants [`leaf_facts`] keeps, checked by the fuzz target `cert_der` and by the
+/// corpus replay in `cargo test`: no panic; input that does not start with one whole DER
+/// element gives `None`; the bytes after that element change nothing, and every cut of it
+/// gives `None`; the names are lower-cased (no ASCII upper case) and no longer together
+/// than the input; notAfter is before the year 10000 (GeneralizedTime has four digits).
+///
+/// Not asserted, because it does not hold: that names are DNS names. A dNSName's bytes are
+/// taken as they are when they are UTF-8, so spaces, control characters (a newline) and
+/// non-ASCII letters come through.
+#[doc(hidden)]
+pub fn fuzz_leaf_facts(data: &[u8]) {
+    /// 10000-01-01T00:00:00Z, just after the latest GeneralizedTime (with a leap second).
+    const YEAR_10000: Duration = Duration::from_secs(253_402_300_800);
+    let facts = leaf_facts(data);
+    let mut r = Reader::new(data);
+    if tlv(&mut r).is_none() {
+        assert_eq!(facts, None, "a certificate from no whole DER element");
+        return;
+    }
+    let len = data.len() - r.len();
+    let own = data.get(..len).unwrap_or_default();
+    assert_eq!(
+        leaf_facts(own),
+        facts,
+        "the bytes after the certificate mattered"
+    );
+    for cut in [1, 2, 3, 5, 8, 13, 64, 512] {
+        let prefix = own.get(..len.saturating_sub(cut)).unwrap_or_default();
+        assert_eq!(leaf_facts(prefix), None, "a certificate cut by {cut} bytes");
+    }
+    let Some((names, not_after)) = facts else {
+        return;
+    };
+    for name in &names {
+        assert!(
+            !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'-' | b'.' | b'*')),
+            "name not a lower-case DNS name: {name:?}"
+        );
+    }
+    assert!(names.iter().map(String::len).sum::<usize>() <= data.len());
+    if let Some(t) = not_after {
+        assert!(t < SystemTime::UNIX_EPOCH + YEAR_10000, "notAfter {t:?}");
+    }
+}
+
 /// DNS names of a subjectAltName extension, its OID already read.
 fn san_dns_names(mut ext: Reader<'_>) -> Option<Vec<String>> {
     if ext.rest().first() == Some(&BOOLEAN) {
@@ -272,7 +320,14 @@ fn san_dns_names(mut ext: Reader<'_>) -> Option<Vec<String>> {
     while !general_names.is_empty() {
         let (tag, body) = tlv(&mut general_names)?;
         if tag == DNS_NAME_TAG {
-            if let Ok(name) = std::str::from_utf8(body.rest()) {
+            // Only DNS-shaped names (they end up in log lines): letters, digits, `-`, `.`
+            // and a leading `*`; anything else is skipped.
+            let raw = body.rest();
+            let dns_shaped = !raw.is_empty()
+                && raw
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'*'));
+            if let (true, Ok(name)) = (dns_shaped, std::str::from_utf8(raw)) {
                 out.push(name.to_ascii_lowercase());
             }
         }

@@ -388,3 +388,26 @@ fn der_times_utc_and_generalized() {
     }
     assert_eq!(der_time(0x04, b"700101000000Z"), None);
 }
+
+#[test]
+fn cert_der_corpus_replays_without_panics() {
+    let dir = format!("{}/fuzz/corpus/cert_der", env!("CARGO_MANIFEST_DIR"));
+    let (mut seen, mut real) = (0, 0);
+    for entry in std::fs::read_dir(dir).expect("corpus directory") {
+        let path = entry.expect("entry").path();
+        let der = std::fs::read(&path).expect("corpus file");
+        fuzz_leaf_facts(&der);
+        seen += 1;
+        // The seeds named *.der are whole certificates from openssl (v1 and v3, RSA, ECDSA,
+        // Ed25519, UTCTime and GeneralizedTime): the walk must understand every one.
+        if path.extension().is_some_and(|e| e == "der") {
+            assert!(
+                leaf_facts(&der).is_some(),
+                "{} not understood",
+                path.display()
+            );
+            real += 1;
+        }
+    }
+    assert!(seen >= 15 && real >= 8, "cert_der corpus went missing");
+}
