@@ -15,7 +15,7 @@
 #   BENCH_SCENARIOS="l4_tput connrate http https h2 memory size coldstart"  (subset to run)
 #   BENCH_OUT=path       where the report goes
 #   SLUICE=path          the sluice binary (default: the static musl build)
-#   BENCH_SLUICE_HTTP=1  also run sluice as an HTTP reverse proxy (conf/sluice-http.toml) in the
+#   BENCH_SLUICE_HTTP=1  run sluice as an HTTP reverse proxy (conf/sluice-http.toml; the default) in the
 #                        HTTP/TLS/h2/keep-alive-memory scenarios, once its HTTP engine exists
 #
 # Placement: load generators on CPU 0, the proxy under test on CPU 1, backends on CPU 0
@@ -332,8 +332,9 @@ h2load_run() {
 ## Scenarios -----------------------------------------------------------------
 
 L4_CONTENDERS=(direct sluice haproxy-l4 nginx-l4 sslh)
-# sluice has no HTTP engine yet: "sluice" here stands for an n/a row unless BENCH_SLUICE_HTTP=1.
-SLUICE_HTTP=${BENCH_SLUICE_HTTP:-0}
+# sluice's HTTP engine serves HTTP/1.1 and HTTPS; BENCH_SLUICE_HTTP=0 leaves it out (n/a rows).
+SLUICE_HTTP=${BENCH_SLUICE_HTTP:-1}
+NO_H2="no HTTP/2 in this version"
 L7_CONTENDERS=(direct sluice nginx-http haproxy-http caddy)
 
 # interleave METRIC BACKEND BACKEND_TLS RUNNER KIND...: BENCH_RUNS rounds; in each round every
@@ -419,12 +420,16 @@ h2_once() { h2load_run h2 "$1" "https://127.0.0.1:$3/"; }
 # l7_scenario METRIC [EXTRA_KIND]: METRIC's runner against every L7 contender (sluice has no
 # HTTP engine yet: n/a), plus EXTRA_KIND (an informative sluice L4-relay figure).
 l7_scenario() {
-    local metric=$1 kinds=() kind
+    local metric=$1 kinds=() kind use_sluice=$SLUICE_HTTP
     start_http_backend
     ((SLUICE_HTTP)) || record_na "$metric" sluice "$NO_HTTP_ENGINE"
+    if [[ $metric == h2 ]] && ((SLUICE_HTTP)); then
+        record_na "$metric" sluice "$NO_H2"
+        use_sluice=0
+    fi
     for kind in "${L7_CONTENDERS[@]}" "${@:2}"; do
         if [[ $kind == sluice ]]; then
-            ((SLUICE_HTTP)) && kinds+=(sluice-http)
+            ((use_sluice)) && kinds+=(sluice-http)
         else
             kinds+=("$kind")
         fi
