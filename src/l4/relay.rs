@@ -1,7 +1,7 @@
 //! Moving bytes both ways between two TCP streams (splice(2) through a pipe, or a buffer
 //! copy) with half-close propagation, byte counters and an idle deadline. Does IO.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::net::{Shutdown, TcpStream};
@@ -149,7 +149,7 @@ impl Direction<'_> {
 }
 
 /// One direction: splice(2) through a pipe when one can be had (the bytes never enter user
-/// space), else copy through a buffer. The pipe or buffer is created when this direction
+/// space), else copy through a buffer. The pipe or buffer is taken when this direction
 /// first has something to move, so idle connections cost two sockets and nothing more.
 async fn pump(
     from: &Async<TcpStream>,
@@ -157,21 +157,49 @@ async fn pump(
     dir: Direction<'_>,
 ) -> io::Result<()> {
     loop {
-        // A pipe exists only during a burst: idle connections hold just their two sockets,
+        // A pipe is held only during a burst: idle connections hold just their two sockets,
         // so descriptors go to connections that move data.
         from.readable().await?;
-        let (pipe_out, pipe_in) = match sys::splice_pipe() {
+        let pipe = match take_pipe() {
             Ok(pipe) => pipe,
             Err(e) => {
                 log::debug!("relay: no pipe for splice ({e}); copying through a buffer");
                 return pump_copy(from, to, dir).await;
             }
         };
-        if splice_burst(from, to, &pipe_out, &pipe_in, &dir).await? == Burst::Eof {
+        // A burst that fails may leave bytes in the pipe: then the pipe is dropped, not kept.
+        let burst = splice_burst(from, to, &pipe.0, &pipe.1, &dir).await?;
+        give_back(pipe);
+        if burst == Burst::Eof {
             dir.eof(to);
             return Ok(());
         }
     }
+}
+
+/// Empty pipes kept for the next burst (per thread; the executor is single-threaded), so a
+/// short connection does not pay pipe2(2) and two close(2) per direction.
+const SPARE_PIPES: usize = 16;
+
+thread_local! {
+    static SPARE: RefCell<Vec<(OwnedFd, OwnedFd)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    match SPARE.with(|s| s.borrow_mut().pop()) {
+        Some(pipe) => Ok(pipe),
+        None => sys::splice_pipe(),
+    }
+}
+
+/// Keep an empty pipe for later (or close it when enough are kept).
+fn give_back(pipe: (OwnedFd, OwnedFd)) {
+    SPARE.with(|s| {
+        let mut spare = s.borrow_mut();
+        if spare.len() < SPARE_PIPES {
+            spare.push(pipe);
+        }
+    });
 }
 
 #[derive(PartialEq, Eq)]
@@ -281,6 +309,23 @@ mod tests {
     #[test]
     fn splice_pump_moves_every_byte_and_the_half_close() {
         exercise(true);
+    }
+
+    #[test]
+    fn splice_pump_keeps_its_emptied_pipe_for_the_next_burst() {
+        exercise(true);
+        let kept = || SPARE.with(|s| s.borrow().len());
+        assert_eq!(
+            kept(),
+            1,
+            "the pipe went back to the spare list once drained"
+        );
+        exercise(true);
+        assert_eq!(
+            kept(),
+            1,
+            "the spare pipe was taken again, not a second one made"
+        );
     }
 
     #[test]

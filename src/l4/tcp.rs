@@ -157,7 +157,7 @@ async fn handle(
             log::warn!("tcp {peer} -> {listener}: not in tcp_trusted_proxies; closing");
             return log.log(0, 0, "untrusted_proxy");
         }
-        match mux::read_proxy_header(&client, &mut buf).await {
+        match Box::pin(mux::read_proxy_header(&client, &mut buf)).await {
             Ok(ProxiedAddrs::Tcp { src: s, dst: d }) => {
                 (src, dst) = (s, d);
                 log.peer = s;
@@ -183,7 +183,7 @@ async fn handle(
         }
     }
     let decision = if mux::probes_tcp(&svc) || !engine_takes.is_empty() {
-        match mux::decide(&client, &svc, &mut buf, &engine_takes).await {
+        match Box::pin(mux::decide(&client, &svc, &mut buf, &engine_takes)).await {
             Ok(d) => d,
             Err(e) => {
                 log::debug!("tcp {src} -> {listener}: read error while probing: {e}");
@@ -222,10 +222,12 @@ async fn handle(
             https: detected.protocol == Protocol::Tls,
             sni: None,
         };
+        // Boxed, like the probing below: an awaited future is laid out inside this one, and
+        // every relayed connection would carry the HTTP engine's state (9 KiB) while idle.
         return if cx.https {
-            http::server::serve_tls(client, buf, cx, shared.clone()).await
+            Box::pin(http::server::serve_tls(client, buf, cx, shared.clone())).await
         } else {
-            http::server::serve(client, buf, cx, shared.clone()).await
+            Box::pin(http::server::serve(client, buf, cx, shared.clone())).await
         };
     }
     let Some(route) = decision.route() else {
