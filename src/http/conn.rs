@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_io::{Async, Timer};
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
 use http::HeaderMap;
 
 use super::h1::{BodyDecoder, H1Error, write_chunk, write_last_chunk};
@@ -19,12 +19,40 @@ use super::h1::{BodyDecoder, H1Error, write_chunk, write_last_chunk};
 pub const READ_CHUNK: usize = 16 * 1024;
 
 /// A stream with a read buffer. The buffer is zeroed once when it grows, never per read;
-/// bytes `start..end` are buffered and not consumed yet.
+/// bytes `start..end` are buffered and not consumed yet. A stream with nothing buffered
+/// lends its buffer back to a per-thread spare list while it waits for bytes, so idle
+/// keep-alive clients and pooled upstream connections hold no buffer.
 pub struct BufStream<S> {
     pub io: S,
     buf: Vec<u8>,
     start: usize,
     end: usize,
+}
+
+/// Spare read buffers kept per thread (`READ_CHUNK` bytes each, already zeroed): at most
+/// 1 MiB waits here for the next connection with bytes to read.
+const SPARE_BUFFERS: usize = 64;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn spare_take() -> Vec<u8> {
+    SPARE
+        .with(|s| s.borrow_mut().pop())
+        .unwrap_or_else(|| vec![0; READ_CHUNK])
+}
+
+/// Keep a buffer of the usual size for the next taker (a grown one is freed).
+fn spare_give(buf: Vec<u8>) {
+    if buf.len() == READ_CHUNK {
+        SPARE.with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.len() < SPARE_BUFFERS {
+                spare.push(buf);
+            }
+        });
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> BufStream<S> {
@@ -60,11 +88,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BufStream<S> {
         rest
     }
 
+    /// Lend the read buffer back when nothing is buffered (e.g. before this stream idles
+    /// in a pool); the next `fill` takes one again.
+    pub fn release_buffer(&mut self) {
+        if self.end == 0 && !self.buf.is_empty() {
+            spare_give(std::mem::take(&mut self.buf));
+        }
+    }
+
+    /// Whether this stream holds a read buffer now.
+    pub fn holds_buffer(&self) -> bool {
+        self.buf.capacity() > 0
+    }
+
     /// Read more bytes; `Ok(0)` at EOF. `timeout`: how long the peer may stay silent.
     ///
     /// # Errors
     /// The read failed, or timed out (`ErrorKind::TimedOut`).
     pub async fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            self.buf = spare_take();
+        }
         if self.buf.len() - self.end < READ_CHUNK / 4 {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -75,11 +119,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BufStream<S> {
                 self.buf.resize(self.end + READ_CHUNK, 0);
             }
         }
-        let (io, dst) = (
-            &mut self.io,
-            self.buf.get_mut(self.end..).unwrap_or_default(),
-        );
-        let n = future::or(io.read(dst), async {
+        let end = self.end;
+        let (io, buf) = (&mut self.io, &mut self.buf);
+        // While the read waits and nothing is buffered, the buffer goes back to the spares.
+        let read = future::poll_fn(|cx| {
+            if buf.is_empty() {
+                *buf = spare_take();
+            }
+            let dst = buf.get_mut(end..).unwrap_or_default();
+            match Pin::new(&mut *io).poll_read(cx, dst) {
+                Poll::Pending => {
+                    if end == 0 {
+                        spare_give(std::mem::take(buf));
+                    }
+                    Poll::Pending
+                }
+                ready => ready,
+            }
+        });
+        let n = future::or(read, async {
             Timer::after(timeout).await;
             Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -295,5 +353,47 @@ pub async fn send<W: AsyncWrite + Unpin>(
         Ok(()) => dst.flush().await,
         Err(PumpError::Write(e)) => Err(e),
         Err(e) => Err(io::Error::other(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_stream_waiting_with_nothing_buffered_lends_its_buffer_back() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (ours, _) = l.accept().unwrap();
+        let mut s = BufStream::new(Async::new(ours).unwrap(), Vec::new());
+        let wait = Duration::from_secs(5);
+        smol::block_on(async {
+            peer.write_all(b"GET").unwrap();
+            assert_eq!(s.fill(wait).await.unwrap(), 3);
+            assert!(s.holds_buffer());
+
+            // Bytes are buffered: a read that has to wait keeps them, and the buffer.
+            assert!(future::poll_once(s.fill(wait)).await.is_none());
+            assert_eq!(s.data(), b"GET");
+            assert!(s.holds_buffer());
+
+            // Nothing buffered: a read that has to wait holds no buffer.
+            s.consume(3);
+            assert!(future::poll_once(s.fill(wait)).await.is_none());
+            assert!(!s.holds_buffer(), "an idle stream keeps no read buffer");
+
+            peer.write_all(b" / HTTP/1.1\r\n").unwrap();
+            assert_eq!(s.fill(wait).await.unwrap(), 13);
+            assert_eq!(s.data(), b" / HTTP/1.1\r\n");
+
+            // Pooled streams give their buffer back explicitly, once nothing is buffered.
+            s.release_buffer();
+            assert!(s.holds_buffer(), "buffered bytes keep the buffer");
+            s.consume(13);
+            s.release_buffer();
+            assert!(!s.holds_buffer());
+        });
     }
 }

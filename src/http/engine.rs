@@ -21,9 +21,11 @@ use crate::state::{self, Shared, add};
 use crate::tls::client::UpstreamTls;
 use crate::tls::server::TlsServer;
 
-/// Idle keep-alive connections kept per upstream: enough for a burst of parallel requests
-/// to find warm connections, bounded so an idle proxy holds few descriptors.
-pub const MAX_IDLE_PER_UPSTREAM: usize = 32;
+/// Idle keep-alive connections kept per upstream: enough for a few hundred busy clients to
+/// find warm connections (fewer made the pool close and reopen connections under 64
+/// parallel clients), bounded so an idle proxy holds few descriptors. An idle connection
+/// holds no read buffer, and closes after `UPSTREAM_IDLE_KEEP`.
+pub const MAX_IDLE_PER_UPSTREAM: usize = 128;
 /// An idle upstream connection older than this is closed instead of reused (backends close
 /// idle connections after 5 s (Node.js) to 75 s (nginx); reuse racing their close is the
 /// classic keep-alive failure, so stay on the short side).
@@ -173,16 +175,20 @@ impl UpstreamState {
     /// Keep `stream` for the next request to this upstream (or close it when the pool is
     /// full).
     /// (The caller checks that nothing is left in its read buffer.)
-    pub fn checkin(&self, stream: UpstreamConn) {
+    pub fn checkin(&self, mut stream: UpstreamConn) {
+        stream.release_buffer();
         let mut pool = self.pool.borrow_mut();
-        pool.retain(|c| c.since.elapsed() < UPSTREAM_IDLE_KEEP);
+        // Oldest first (checkout takes the newest): only the front can have gone stale.
+        let now = Instant::now();
+        let stale = pool
+            .iter()
+            .take_while(|c| now.duration_since(c.since) >= UPSTREAM_IDLE_KEEP)
+            .count();
+        pool.drain(..stale);
         if pool.len() >= MAX_IDLE_PER_UPSTREAM {
             pool.remove(0);
         }
-        pool.push(IdleConn {
-            stream,
-            since: Instant::now(),
-        });
+        pool.push(IdleConn { stream, since: now });
     }
 
     pub fn idle(&self) -> usize {
