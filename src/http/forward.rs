@@ -81,8 +81,17 @@ pub struct ForwardContext<'a> {
 pub fn upstream_request_headers(headers: &mut HeaderMap, ctx: &ForwardContext<'_>) {
     let te_trailers = has_token(headers, &TE, b"trailers");
     remove_hop_by_hop(headers, ctx.upgrade);
-    for name in [&EXPECT, &PROXY_AUTHORIZATION, &PROXY_AUTHENTICATE, &PROXY] {
-        headers.remove(name);
+    // One pass over the names first: most requests carry none of these, and a removal
+    // hashes the name.
+    if headers.keys().any(|n| {
+        matches!(
+            n.as_str(),
+            "expect" | "proxy-authorization" | "proxy-authenticate" | "proxy"
+        )
+    }) {
+        for name in [&EXPECT, &PROXY_AUTHORIZATION, &PROXY_AUTHENTICATE, &PROXY] {
+            headers.remove(name);
+        }
     }
     if te_trailers {
         headers.insert(TE, HeaderValue::from_static("trailers"));
@@ -114,14 +123,15 @@ pub fn upstream_request_headers(headers: &mut HeaderMap, ctx: &ForwardContext<'_
     } else {
         let spoofable: Vec<HeaderName> = headers
             .keys()
-            .filter(|n| n.as_str().starts_with("x-forwarded-"))
+            .filter(|n| {
+                let n = n.as_str();
+                n.starts_with("x-forwarded-") || n == "x-real-ip" || n == "forwarded"
+            })
             .cloned()
             .collect();
         for name in spoofable {
             headers.remove(name);
         }
-        headers.remove(&X_REAL_IP);
-        headers.remove(FORWARDED);
         set(headers, &X_FORWARDED_FOR, peer.to_string());
         set(headers, &X_FORWARDED_PROTO, proto);
         if let Some(host) = client_host {

@@ -103,6 +103,17 @@ const HOP_BY_HOP: [&str; 7] = [
 /// an option). With `keep_upgrade` (forwarding an accepted upgrade request or its 101)
 /// `Upgrade` stays and Connection becomes exactly `upgrade`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none of them: one pass over the names is cheaper than hashing
+    // each of the seven for a removal.
+    if headers.keys().any(|n| HOP_BY_HOP.contains(&n.as_str())) {
+        remove_named_hop_by_hop(headers, keep_upgrade);
+    }
+    if keep_upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+fn remove_named_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let named: Vec<HeaderName> = list(headers, &CONNECTION)
         .filter_map(|token| HeaderName::from_bytes(token).ok())
         .filter(|name| *name != HOST && *name != CONTENT_LENGTH)
@@ -116,9 +127,6 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             continue;
         }
         headers.remove(name);
-    }
-    if keep_upgrade {
-        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
 }
 
