@@ -14,14 +14,16 @@ pub struct Access {
     peer: std::net::SocketAddr,
     local: std::net::SocketAddr,
     https: bool,
+    /// Whether access lines are written at all: when not, the request's strings are not
+    /// copied (they would be allocations per request for nothing).
+    enabled: bool,
     started: Instant,
-    pub app: String,
+    app: String,
     host: String,
     method: String,
     path: String,
-    /// 0 until answered (then the line is written).
     pub status: u16,
-    pub upstream: String,
+    upstream: String,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub error: Option<String>,
@@ -29,18 +31,18 @@ pub struct Access {
 
 impl Access {
     pub fn new(cx: &ConnInfo) -> Self {
-        let dash = || "-".to_owned();
         Access {
             peer: cx.peer,
             local: cx.local,
             https: cx.https,
+            enabled: log::log_enabled!(target: crate::logging::ACCESS, log::Level::Info),
             started: Instant::now(),
-            app: dash(),
-            host: dash(),
-            method: dash(),
-            path: dash(),
+            app: String::new(),
+            host: String::new(),
+            method: String::new(),
+            path: String::new(),
             status: 0,
-            upstream: dash(),
+            upstream: String::new(),
             bytes_in: 0,
             bytes_out: 0,
             error: None,
@@ -49,13 +51,37 @@ impl Access {
 
     pub fn request(&mut self, head: &RequestHead, redact: bool) {
         self.started = Instant::now();
-        self.method = head.method.as_str().to_owned();
-        self.host = head.authority().unwrap_or("-").to_owned();
+        if !self.enabled {
+            return;
+        }
+        self.method.clear();
+        self.method.push_str(head.method.as_str());
+        self.host.clear();
+        self.host.push_str(head.authority().unwrap_or_default());
         let target = head.target.path_and_query().map_or("/", |p| p.as_str());
-        self.path = match target.split_once('?') {
-            Some((p, _)) if redact => format!("{p}?REDACTED"),
-            _ => target.to_owned(),
-        };
+        self.path.clear();
+        match target.split_once('?') {
+            Some((p, _)) if redact => {
+                self.path.push_str(p);
+                self.path.push_str("?REDACTED");
+            }
+            _ => self.path.push_str(target),
+        }
+    }
+
+    pub fn set_app(&mut self, name: &str) {
+        if self.enabled {
+            self.app.clear();
+            self.app.push_str(name);
+        }
+    }
+
+    pub fn set_upstream(&mut self, target: &impl std::fmt::Display) {
+        if self.enabled {
+            use std::fmt::Write;
+            self.upstream.clear();
+            let _ = write!(self.upstream, "{target}");
+        }
     }
 
     pub fn log(&self, engine: &Engine) {
@@ -73,15 +99,19 @@ impl Access {
             if self.https { "https" } else { "http" },
             self.peer,
             self.local,
-            self.app,
-            self.host,
-            self.method,
-            self.path,
+            or_dash(&self.app),
+            or_dash(&self.host),
+            or_dash(&self.method),
+            or_dash(&self.path),
             self.status,
-            self.upstream,
+            or_dash(&self.upstream),
             self.bytes_in,
             self.bytes_out,
             self.started.elapsed().as_secs_f64()
         );
     }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
 }

@@ -101,7 +101,7 @@ pub fn upstream_request_headers(headers: &mut HeaderMap, ctx: &ForwardContext<'_
     let peer = canonical(ctx.peer.ip());
     let proto = if ctx.https { "https" } else { "http" };
     let client_host = ctx.client_host.filter(|h| !h.is_empty());
-    let ours = forwarded_element(peer, proto, client_host);
+    let ours = || forwarded_element(peer, proto, client_host);
     if is_trusted(ctx.trusted, peer) {
         let client = client_ip(headers, peer, ctx.trusted);
         let chain = appended(headers, &X_FORWARDED_FOR, &peer.to_string());
@@ -117,7 +117,7 @@ pub fn upstream_request_headers(headers: &mut HeaderMap, ctx: &ForwardContext<'_
         }
         set(headers, &X_REAL_IP, client.to_string());
         if headers.contains_key(FORWARDED) || ctx.options.forwarded_header {
-            let value = appended(headers, &FORWARDED, &ours);
+            let value = appended(headers, &FORWARDED, &ours());
             set(headers, &FORWARDED, value);
         }
     } else {
@@ -132,15 +132,19 @@ pub fn upstream_request_headers(headers: &mut HeaderMap, ctx: &ForwardContext<'_
         for name in spoofable {
             headers.remove(name);
         }
-        set(headers, &X_FORWARDED_FOR, peer.to_string());
-        set(headers, &X_FORWARDED_PROTO, proto);
+        let peer = peer.to_string();
+        set(headers, &X_FORWARDED_FOR, &peer);
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
         if let Some(host) = client_host {
             set(headers, &X_FORWARDED_HOST, host);
         }
-        set(headers, &X_FORWARDED_PORT, ctx.local.port().to_string());
-        set(headers, &X_REAL_IP, peer.to_string());
+        headers.insert(
+            X_FORWARDED_PORT.clone(),
+            HeaderValue::from(ctx.local.port()),
+        );
+        set(headers, &X_REAL_IP, &peer);
         if ctx.options.forwarded_header {
-            set(headers, &FORWARDED, ours);
+            set(headers, &FORWARDED, ours());
         }
     }
 

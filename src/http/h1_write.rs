@@ -114,7 +114,15 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 fn remove_named_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Tokens that name a field removed anyway (`keep-alive`, `upgrade`) or none (`close`)
+    // need no HeaderName of their own.
     let named: Vec<HeaderName> = list(headers, &CONNECTION)
+        .filter(|token| {
+            !token.eq_ignore_ascii_case(b"close")
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|h| token.eq_ignore_ascii_case(h.as_bytes()))
+        })
         .filter_map(|token| HeaderName::from_bytes(token).ok())
         .filter(|name| *name != HOST && *name != CONTENT_LENGTH)
         .filter(|name| !(keep_upgrade && *name == UPGRADE))

@@ -124,7 +124,7 @@ where
             tried.push(idx);
             continue;
         };
-        access.upstream = up.target.to_string();
+        access.set_upstream(&up.target);
         let (mut upstream, reused) = match up.checkout().await {
             Some(s) => (s, true),
             None => match open(shared, engine, up, t.upstream_connect).await {

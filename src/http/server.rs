@@ -347,7 +347,7 @@ where
         }
     };
     if let Some(app) = engine.plan.apps.get(routed.app) {
-        access.app.clone_from(&app.name);
+        access.set_app(&app.name);
         if !cx.https
             && app.tls.as_ref().is_some_and(|t| t.https_redirection)
             && let Some(tls_port) = engine.plan.listen_port_tls
