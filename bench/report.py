@@ -15,6 +15,7 @@ peers' (e.g. sluice as an L4 relay in an L7 scenario), every other name is a pee
 """
 
 import statistics
+import os
 import sys
 from collections import OrderedDict
 
@@ -408,6 +409,12 @@ def main(argv):
     out += rep.targets()
     for t in TABLES:
         out += rep.table(*t)
+    # What the profiles of the missed targets show: written by hand (bench/PROFILE.md), kept
+    # with the figures it explains.
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "PROFILE.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            out += ["", f.read().rstrip()]
     sys.stdout.write("\n".join(out).rstrip() + "\n")
     return 0
 
