@@ -197,7 +197,9 @@ where
             HeadRead::Head(head) => {
                 add(&engine.stats.requests, 1);
                 access.request(&head, engine.plan.redact_query_in_access_log);
-                handle(client, *head, &engine, cx, shared, &mut access).await
+                // Boxed: an idle keep-alive connection waits in `read_head` and should not
+                // carry a request's state (forwarding, upstream IO) in its task meanwhile.
+                Box::pin(handle(client, *head, &engine, cx, shared, &mut access)).await
             }
             HeadRead::Closed => return,
             HeadRead::Failed(e) => {
