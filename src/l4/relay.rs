@@ -231,6 +231,11 @@ async fn splice_burst(
             left -= to.write_with(|s| sys::splice(pipe_out, s, left)).await?;
         }
         dir.moved(n);
+        // Less than asked: the socket had no more queued, so wait for readiness instead of
+        // spending a splice(2) on hearing EAGAIN.
+        if n < SPLICE_CHUNK {
+            return Ok(Burst::Drained);
+        }
     }
 }
 

@@ -149,7 +149,8 @@ async fn handle(
     let mut log = Access::new(peer, listener);
     // Where the client really is and what it connected to (a PROXY header may say otherwise).
     let mut src = peer;
-    let mut dst = client.get_ref().local_addr().unwrap_or(listener);
+    // (The socket's own address is asked only when a PROXY header is to be sent.)
+    let mut dst: Option<SocketAddr> = None;
     let mut buf = Vec::new();
 
     if svc.tcp.recv_proxy {
@@ -159,7 +160,7 @@ async fn handle(
         }
         match Box::pin(mux::read_proxy_header(&client, &mut buf)).await {
             Ok(ProxiedAddrs::Tcp { src: s, dst: d }) => {
-                (src, dst) = (s, d);
+                (src, dst) = (s, Some(d));
                 log.peer = s;
             }
             Ok(ProxiedAddrs::Unknown) => {}
@@ -255,10 +256,11 @@ async fn handle(
     let _ = upstream.get_ref().set_nodelay(true);
 
     // The PROXY header (if any), then the probed bytes exactly as the client sent them.
+    let dst = || dst.unwrap_or_else(|| client.get_ref().local_addr().unwrap_or(listener));
     let mut head = match route.send_proxy.unwrap_or(svc.tcp.send_proxy) {
         ProxyVersion::None => Vec::new(),
-        ProxyVersion::V1 => proxy_protocol::encode_v1(src, dst),
-        ProxyVersion::V2 => proxy_protocol::encode_v2(src, dst),
+        ProxyVersion::V1 => proxy_protocol::encode_v1(src, dst()),
+        ProxyVersion::V2 => proxy_protocol::encode_v2(src, dst()),
     };
     head.extend_from_slice(&buf);
     if let Err(e) = (&upstream).write_all(&head).await {
