@@ -55,7 +55,7 @@ fn spare_give(buf: Vec<u8>) {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> BufStream<S> {
+impl<S: AsyncRead + AsyncWrite + HalfClose + Unpin> BufStream<S> {
     /// `initial`: bytes already read from `io` (e.g. by the protocol probe).
     pub fn new(io: S, initial: Vec<u8>) -> Self {
         let end = initial.len();
@@ -127,12 +127,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BufStream<S> {
                 *buf = spare_take();
             }
             let dst = buf.get_mut(end..).unwrap_or_default();
+            let room = dst.len();
             match Pin::new(&mut *io).poll_read(cx, dst) {
                 Poll::Pending => {
                     if end == 0 {
                         spare_give(std::mem::take(buf));
                     }
                     Poll::Pending
+                }
+                Poll::Ready(Ok(n)) if n > 0 && n < room => {
+                    io.forget_readiness();
+                    Poll::Ready(Ok(n))
                 }
                 ready => ready,
             }
@@ -161,17 +166,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BufStream<S> {
 /// a half-close on. (`AsyncWrite::poll_close` of `Async<TcpStream>` only flushes.)
 pub trait HalfClose {
     fn shut_write(&self) -> io::Result<()>;
+
+    /// Forget the readiness event a read that drained the socket has used up. async-io keeps
+    /// the last event and reports it once more at the next read that would block, which then
+    /// costs a second read(2) for nothing; this clears it (or arms the wait the next read
+    /// would arm anyway). Nothing to do for streams that are not a bare socket.
+    fn forget_readiness(&self) {}
 }
 
 impl HalfClose for Async<TcpStream> {
     fn shut_write(&self) -> io::Result<()> {
         self.get_ref().shutdown(Shutdown::Write)
     }
+
+    fn forget_readiness(&self) {
+        let _ = self.poll_readable(&mut Context::from_waker(std::task::Waker::noop()));
+    }
 }
 
 impl<T: HalfClose + ?Sized> HalfClose for &mut T {
     fn shut_write(&self) -> io::Result<()> {
         (**self).shut_write()
+    }
+
+    fn forget_readiness(&self) {
+        (**self).forget_readiness();
     }
 }
 
@@ -258,7 +277,7 @@ pub async fn pump<R, W>(
     keep_trailers: bool,
 ) -> Result<u64, PumpError>
 where
-    R: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + AsyncWrite + HalfClose + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut moved = 0u64;

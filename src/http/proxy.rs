@@ -372,7 +372,7 @@ async fn read_response<U>(
     timeout: Duration,
 ) -> Result<ResponseHead, ResponseError>
 where
-    U: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
     loop {
         match h1::parse_response(upstream.data(), method) {

@@ -71,4 +71,10 @@ impl HalfClose for UpstreamIo {
     fn shut_write(&self) -> io::Result<()> {
         self.tcp().shutdown(std::net::Shutdown::Write)
     }
+
+    fn forget_readiness(&self) {
+        if let UpstreamIo::Plain(s) = self {
+            s.forget_readiness();
+        }
+    }
 }
