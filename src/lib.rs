@@ -15,6 +15,7 @@ pub mod plan;
 pub mod probe;
 pub mod reload;
 pub mod route;
+pub mod spare;
 pub mod state;
 pub mod status;
 pub mod sys;

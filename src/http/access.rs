@@ -22,6 +22,7 @@ pub struct Access {
     host: String,
     method: String,
     path: String,
+    /// 0 until answered (then the line is written).
     pub status: u16,
     upstream: String,
     pub bytes_in: u64,

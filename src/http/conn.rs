@@ -13,6 +13,7 @@ use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
 use http::HeaderMap;
 
 use super::h1::{BodyDecoder, H1Error, write_chunk, write_last_chunk};
+use crate::spare::Spare;
 
 /// Bytes read per call: large enough for throughput, small enough that thousands of
 /// connections stay cheap (a body never needs more than this buffered).
@@ -34,24 +35,19 @@ pub struct BufStream<S> {
 const SPARE_BUFFERS: usize = 64;
 
 thread_local! {
-    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE: Spare<Vec<u8>> = const { Spare::new(SPARE_BUFFERS) };
 }
 
 fn spare_take() -> Vec<u8> {
     SPARE
-        .with(|s| s.borrow_mut().pop())
+        .with(Spare::take)
         .unwrap_or_else(|| vec![0; READ_CHUNK])
 }
 
 /// Keep a buffer of the usual size for the next taker (a grown one is freed).
 fn spare_give(buf: Vec<u8>) {
     if buf.len() == READ_CHUNK {
-        SPARE.with(|s| {
-            let mut spare = s.borrow_mut();
-            if spare.len() < SPARE_BUFFERS {
-                spare.push(buf);
-            }
-        });
+        SPARE.with(|s| s.give(buf));
     }
 }
 
@@ -97,6 +93,7 @@ impl<S: AsyncRead + AsyncWrite + HalfClose + Unpin> BufStream<S> {
     }
 
     /// Whether this stream holds a read buffer now.
+    #[cfg(test)]
     pub fn holds_buffer(&self) -> bool {
         self.buf.capacity() > 0
     }
@@ -163,7 +160,8 @@ impl<S: AsyncRead + AsyncWrite + HalfClose + Unpin> BufStream<S> {
 }
 
 /// A stream whose write side can be shut on its own (TCP FIN), so a spliced upgrade can pass
-/// a half-close on. (`AsyncWrite::poll_close` of `Async<TcpStream>` only flushes.)
+/// a half-close on. (`AsyncWrite::poll_close` of `Async<TcpStream>` only flushes.) It also
+/// reaches the socket under the stream for `forget_readiness`.
 pub trait HalfClose {
     fn shut_write(&self) -> io::Result<()>;
 

@@ -1,7 +1,7 @@
 //! Moving bytes both ways between two TCP streams (splice(2) through a pipe, or a buffer
 //! copy) with half-close propagation, byte counters and an idle deadline. Does IO.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::net::{Shutdown, TcpStream};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 
+use crate::spare::Spare;
 use crate::sys;
 
 /// Per-direction copy buffer when splice is unavailable: large enough for loopback
@@ -182,11 +183,11 @@ async fn pump(
 const SPARE_PIPES: usize = 16;
 
 thread_local! {
-    static SPARE: RefCell<Vec<(OwnedFd, OwnedFd)>> = const { RefCell::new(Vec::new()) };
+    static SPARE: Spare<(OwnedFd, OwnedFd)> = const { Spare::new(SPARE_PIPES) };
 }
 
 fn take_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    match SPARE.with(|s| s.borrow_mut().pop()) {
+    match SPARE.with(Spare::take) {
         Some(pipe) => Ok(pipe),
         None => sys::splice_pipe(),
     }
@@ -194,12 +195,7 @@ fn take_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Keep an empty pipe for later (or close it when enough are kept).
 fn give_back(pipe: (OwnedFd, OwnedFd)) {
-    SPARE.with(|s| {
-        let mut spare = s.borrow_mut();
-        if spare.len() < SPARE_PIPES {
-            spare.push(pipe);
-        }
-    });
+    SPARE.with(|s| s.give(pipe));
 }
 
 #[derive(PartialEq, Eq)]
@@ -319,7 +315,7 @@ mod tests {
     #[test]
     fn splice_pump_keeps_its_emptied_pipe_for_the_next_burst() {
         exercise(true);
-        let kept = || SPARE.with(|s| s.borrow().len());
+        let kept = || SPARE.with(Spare::len);
         assert_eq!(
             kept(),
             1,
