@@ -30,6 +30,11 @@ impl<T> Spare<T> {
         }
     }
 
+    /// Drop everything kept.
+    pub fn clear(&self) {
+        self.items.borrow_mut().clear();
+    }
+
     pub fn len(&self) -> usize {
         self.items.borrow().len()
     }
@@ -53,6 +58,9 @@ mod tests {
         assert_eq!(spare.len(), 2, "the third was dropped");
         assert_eq!(spare.take(), Some(2));
         assert_eq!(spare.take(), Some(1));
+        assert!(spare.is_empty());
+        spare.give(4);
+        spare.clear();
         assert!(spare.is_empty());
     }
 }

@@ -159,6 +159,7 @@ pub struct Shared {
     pub target_load: RefCell<HashMap<Target, usize>>,
     pub resolver: Resolver,
     pub drain: DrainTracker,
+    pub fds: crate::fds::Descriptors,
     /// The HTTP engine of the running plan (`None` without HTTP listeners).
     pub http: RefCell<Option<Rc<crate::http::engine::Engine>>>,
 }
@@ -174,6 +175,7 @@ impl Shared {
             slots: RefCell::default(),
             target_load: RefCell::default(),
             drain: DrainTracker::new(),
+            fds: crate::fds::Descriptors::default(),
             http: RefCell::default(),
         })
     }

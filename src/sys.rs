@@ -87,6 +87,15 @@ pub fn splice(from: &impl AsFd, to: &impl AsFd, len: usize) -> io::Result<usize>
     )?)
 }
 
+/// A descriptor set aside (a close-on-exec duplicate of `fd`), to be closed the moment its
+/// number is needed for something else.
+///
+/// # Errors
+/// Out of file descriptors.
+pub fn set_aside(fd: &impl AsFd) -> io::Result<std::os::fd::OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
+}
+
 /// Raise the soft limit on open descriptors to the hard limit: each relayed connection needs
 /// two sockets and, while it moves data, two splice pipes. Returns the new soft limit.
 ///

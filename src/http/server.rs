@@ -58,6 +58,10 @@ pub async fn accept_loop(
 ) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
+        if shared.fds.short() {
+            // Descriptors freed go to the L4 connections waiting for them first (src/fds.rs).
+            shared.fds.admit().await;
+        }
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
@@ -80,6 +84,9 @@ pub async fn accept_loop(
                     io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
                 ) => {}
             Err(e) => {
+                if matches!(e.raw_os_error(), Some(23 | 24)) {
+                    shared.fds.ran_out();
+                }
                 log::error!("http {addr}: accept failed: {e}; pausing {backoff:?}");
                 Timer::after(backoff).await;
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);

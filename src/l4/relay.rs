@@ -186,6 +186,11 @@ thread_local! {
     static SPARE: Spare<(OwnedFd, OwnedFd)> = const { Spare::new(SPARE_PIPES) };
 }
 
+/// Close the kept pipes: descriptors are short, and sockets need them more.
+pub fn drop_spare_pipes() {
+    SPARE.with(Spare::clear);
+}
+
 fn take_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     match SPARE.with(Spare::take) {
         Some(pipe) => Ok(pipe),

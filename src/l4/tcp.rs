@@ -11,6 +11,7 @@ use async_io::{Async, Timer};
 use futures_lite::{AsyncWriteExt, future};
 
 use crate::balance::{self, Pick};
+use crate::fds::Reserve;
 use crate::l4::proxy_protocol::{self, ProxiedAddrs};
 use crate::l4::{mux, relay};
 use crate::plan::{L4Service, Protocol, ProxyVersion, Route, Target};
@@ -29,7 +30,31 @@ pub async fn accept_loop(
     shared: Rc<Shared>,
 ) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
+    let pause = async |e: io::Error, backoff: &mut Duration| {
+        // Out of descriptors or memory: the pending connection stays queued; pause instead
+        // of spinning on the same error.
+        if out_of_descriptors(&e) {
+            shared.fds.ran_out();
+            relay::drop_spare_pipes();
+        }
+        log::error!("tcp {addr}: accept failed: {e}; pausing {backoff:?}");
+        Timer::after(*backoff).await;
+        *backoff = (*backoff * 2).min(ACCEPT_BACKOFF_MAX);
+    };
     loop {
+        // While descriptors are short, the new connection's upstream socket is provided for
+        // before it is accepted (see src/fds.rs).
+        let mut reserve = Reserve::none();
+        if shared.fds.short() {
+            shared.fds.admit().await;
+            match Reserve::take(listener.get_ref()) {
+                Ok(r) => reserve = r,
+                Err(e) => {
+                    pause(e, &mut backoff).await;
+                    continue;
+                }
+            }
+        }
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => {
                 backoff = ACCEPT_BACKOFF_MIN;
@@ -37,11 +62,7 @@ pub async fn accept_loop(
             }
             Err(e) if is_transient(&e) => continue,
             Err(e) => {
-                // Out of descriptors or memory: the pending connection stays queued; pause
-                // instead of spinning on the same error.
-                log::error!("tcp {addr}: accept failed: {e}; pausing {backoff:?}");
-                Timer::after(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                pause(e, &mut backoff).await;
                 continue;
             }
         };
@@ -61,7 +82,8 @@ pub async fn accept_loop(
         // Counted here, not in the task, so a burst of accepts cannot overshoot the cap.
         stats.tcp_active.set(stats.tcp_active.get() + 1);
         let active = Active(slot.clone());
-        state::spawn(handle(stream, peer, addr, active, svc, shared.clone())).detach();
+        let conn = handle(stream, peer, addr, active, svc, reserve, shared.clone());
+        state::spawn(conn).detach();
     }
 }
 
@@ -141,6 +163,7 @@ async fn handle(
     listener: SocketAddr,
     active: Active,
     svc: Rc<L4Service>,
+    mut reserve: Reserve,
     shared: Rc<Shared>,
 ) {
     let _drain = shared.drain.guard();
@@ -213,6 +236,7 @@ async fn handle(
             || svc.tcp_default.is_none()
             || engine_serves_name(&shared, detected.sni.as_deref()))
     {
+        reserve.release();
         log::debug!(
             "tcp {src} -> {listener}: {}, handed to the HTTP engine",
             detected.label()
@@ -246,7 +270,7 @@ async fn handle(
         return log.log(buf.len() as u64, 0, end);
     };
     log.route = route.name.clone();
-    let Some((upstream, target)) = connect(route, src, &svc, &slot, &shared).await else {
+    let Some((upstream, target)) = connect(route, src, &svc, &slot, reserve, &shared).await else {
         state::add(&slot.stats.tcp_failed, 1);
         return log.log(buf.len() as u64, 0, "connect_failed");
     };
@@ -315,6 +339,7 @@ async fn connect(
     peer: SocketAddr,
     svc: &L4Service,
     slot: &ServiceSlot,
+    mut reserve: Reserve,
     shared: &Rc<Shared>,
 ) -> Option<(Async<TcpStream>, Target)> {
     let pick = Pick {
@@ -336,8 +361,11 @@ async fn connect(
         };
         for addr in addrs {
             let deadline = Instant::now() + svc.tcp.connect_timeout;
-            let mut waited_for_fd = false;
+            let mut waiting = None;
             loop {
+                // The socket is created in this poll, before the task yields: it takes the
+                // number the reserve held.
+                reserve.release();
                 let attempt = Async::<TcpStream>::connect(addr);
                 let timeout = async {
                     Timer::at(deadline).await;
@@ -346,14 +374,17 @@ async fn connect(
                 match future::or(attempt, timeout).await {
                     Ok(s) => return Some((s, target.clone())),
                     // Out of descriptors is the proxy's problem, not the target's: keep the
-                    // client waiting (up to the connect timeout) until some are released.
+                    // client waiting (up to the connect timeout) until some are released;
+                    // listeners accept no one new meanwhile.
                     Err(e) if out_of_descriptors(&e) && Instant::now() + FD_RETRY < deadline => {
-                        if !waited_for_fd {
+                        if waiting.is_none() {
                             log::warn!(
                                 "tcp {peer}: no descriptor for the connection to {target}: {e}; waiting"
                             );
-                            waited_for_fd = true;
+                            relay::drop_spare_pipes();
+                            waiting = Some(shared.fds.wait());
                         }
+                        shared.fds.ran_out();
                         Timer::after(FD_RETRY).await;
                     }
                     Err(e) => {
