@@ -103,7 +103,7 @@ fn main() -> ExitCode {
     for l in loaded.plan.limitations() {
         log::warn!("{l}");
     }
-    let shared = state::Shared::new(loaded.plan, file);
+    let shared = state::Shared::new(loaded.plan, file, state::Common::new(1), 0);
     let mut supervisor = reload::Supervisor::new(shared, path);
     if let Err(e) = supervisor.start() {
         log::error!("{e}");

@@ -365,7 +365,8 @@ impl Supervisor {
                     s.clone()
                 }
                 None => {
-                    let s = Rc::new(ServiceSlot::new(svc.clone()));
+                    let stats = self.shared.common.service(&svc.name);
+                    let s = Rc::new(ServiceSlot::new(svc.clone(), stats));
                     slots.insert(svc.name.clone(), s.clone());
                     s
                 }
@@ -517,13 +518,13 @@ impl Supervisor {
     }
 
     async fn shutdown(self) {
-        let open: usize = self
+        let open = self
             .shared
             .slots
             .borrow()
             .values()
             .map(|s| s.stats.tcp_active.get())
-            .sum();
+            .sum::<u64>();
         let deadline = self.shared.plan.borrow().drain_timeout;
         // Dropping the accept tasks and closing the UDP control channels stops all listeners.
         // UDP loops log their flows' access lines as they end: keep their tasks to await.
@@ -560,13 +561,13 @@ impl Supervisor {
         if drained {
             log::info!("all connections closed; exiting");
         } else {
-            let left: usize = self
+            let left = self
                 .shared
                 .slots
                 .borrow()
                 .values()
                 .map(|s| s.stats.tcp_active.get())
-                .sum();
+                .sum::<u64>();
             log::warn!("drain timeout: closing {left} connection(s); exiting");
             // Let the cut connections write their access lines before the process ends.
             self.shared.drain.cut();

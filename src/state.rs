@@ -6,6 +6,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use smol::channel::{Receiver, Sender};
@@ -27,18 +29,76 @@ pub fn block_on<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
     EXECUTOR.with(|ex| async_io::block_on(ex.run(fut)))
 }
 
-/// Live counters of one L4 service; they survive reloads (keyed by service name).
+/// A counter every worker thread updates (relaxed: a statistic or a limit, never a lock).
+#[derive(Default, Debug)]
+pub struct Count(AtomicU64);
+
+impl Count {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Take one more when fewer than `max` are taken; false (and nothing taken) otherwise.
+    pub fn take_below(&self, max: u64) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Give back `n` taken (never below zero).
+    pub fn give(&self, n: u64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
+    }
+}
+
+/// Live counters of one L4 service, shared by the workers; they survive reloads (keyed by
+/// service name in [`Common`]).
 #[derive(Default)]
 pub struct ServiceStats {
-    pub tcp_active: Cell<usize>,
-    pub tcp_total: Cell<u64>,
-    pub tcp_refused: Cell<u64>,
-    pub tcp_failed: Cell<u64>,
-    pub udp_flows: Cell<usize>,
-    pub udp_total: Cell<u64>,
-    pub udp_dropped: Cell<u64>,
-    pub bytes_up: Cell<u64>,
-    pub bytes_down: Cell<u64>,
+    pub tcp_active: Count,
+    pub tcp_total: Count,
+    pub tcp_refused: Count,
+    pub tcp_failed: Count,
+    pub udp_flows: Count,
+    pub udp_total: Count,
+    pub udp_dropped: Count,
+    pub bytes_up: Count,
+    pub bytes_down: Count,
+}
+
+/// What the worker threads share: the counters that limits are enforced against and the
+/// status page shows. Each worker has its own [`Shared`] (plan, executor, sockets).
+#[derive(Default)]
+pub struct Common {
+    /// Worker threads running (set once at start).
+    pub workers: usize,
+    services: Mutex<HashMap<String, Arc<ServiceStats>>>,
+    pub http: Arc<crate::http::engine::HttpStats>,
+}
+
+impl Common {
+    pub fn new(workers: usize) -> Arc<Self> {
+        Arc::new(Common {
+            workers,
+            ..Common::default()
+        })
+    }
+
+    /// The counters of the L4 service `name` (made on first use).
+    pub fn service(&self, name: &str) -> Arc<ServiceStats> {
+        let mut all = self.services.lock().unwrap_or_else(PoisonError::into_inner);
+        all.entry(name.to_owned()).or_default().clone()
+    }
 }
 
 pub fn add(cell: &Cell<u64>, n: u64) {
@@ -48,16 +108,16 @@ pub fn add(cell: &Cell<u64>, n: u64) {
 /// The current definition of one L4 service plus what outlives a reload of it.
 pub struct ServiceSlot {
     pub svc: RefCell<Rc<L4Service>>,
-    pub stats: Rc<ServiceStats>,
+    pub stats: Arc<ServiceStats>,
     /// Round-robin counters per route name.
     rounds: RefCell<HashMap<String, usize>>,
 }
 
 impl ServiceSlot {
-    pub fn new(svc: L4Service) -> Self {
+    pub fn new(svc: L4Service, stats: Arc<ServiceStats>) -> Self {
         ServiceSlot {
             svc: RefCell::new(Rc::new(svc)),
-            stats: Rc::default(),
+            stats,
             rounds: RefCell::default(),
         }
     }
@@ -160,12 +220,15 @@ pub struct Shared {
     pub resolver: Resolver,
     pub drain: DrainTracker,
     pub fds: crate::fds::Descriptors,
+    pub common: Arc<Common>,
+    /// Which worker thread this is (0 runs the supervisor that reads the config).
+    pub worker: usize,
     /// The HTTP engine of the running plan (`None` without HTTP listeners).
     pub http: RefCell<Option<Rc<crate::http::engine::Engine>>>,
 }
 
 impl Shared {
-    pub fn new(plan: Plan, config_path: String) -> Rc<Self> {
+    pub fn new(plan: Plan, config_path: String, common: Arc<Common>, worker: usize) -> Rc<Self> {
         Rc::new(Shared {
             started: Instant::now(),
             config_path,
@@ -176,6 +239,8 @@ impl Shared {
             target_load: RefCell::default(),
             drain: DrainTracker::new(),
             fds: crate::fds::Descriptors::default(),
+            common,
+            worker,
             http: RefCell::default(),
         })
     }

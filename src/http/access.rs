@@ -7,7 +7,6 @@ use std::time::Instant;
 use super::engine::Engine;
 use super::h1::RequestHead;
 use super::server::ConnInfo;
-use crate::state::add;
 
 /// One access line; the format is documented in README.md.
 pub struct Access {
@@ -87,8 +86,8 @@ impl Access {
 
     pub fn log(&self, engine: &Engine) {
         engine.stats.count_response(self.status);
-        add(&engine.stats.bytes_in, self.bytes_in);
-        add(&engine.stats.bytes_out, self.bytes_out);
+        engine.stats.bytes_in.add(self.bytes_in);
+        engine.stats.bytes_out.add(self.bytes_out);
         let error = self
             .error
             .as_deref()

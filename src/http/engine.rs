@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::{Rc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
@@ -17,7 +18,7 @@ use super::select::{self, Availability};
 use super::sticky::StickyKey;
 use super::upstream_io::UpstreamIo;
 use crate::plan::{Builtin, HealthCheck, HttpBalance, HttpPlan, HttpRoute, Target, Upstream};
-use crate::state::{self, Shared, add};
+use crate::state::{self, Count, Shared, add};
 use crate::tls::client::UpstreamTls;
 use crate::tls::server::TlsServer;
 
@@ -31,51 +32,52 @@ pub const MAX_IDLE_PER_UPSTREAM: usize = 128;
 /// classic keep-alive failure, so stay on the short side).
 pub const UPSTREAM_IDLE_KEEP: Duration = Duration::from_secs(4);
 
-/// Counters of the whole HTTP engine; they survive reloads.
+/// Counters of the whole HTTP engine, shared by the workers; they survive reloads.
 #[derive(Default)]
 pub struct HttpStats {
-    pub connections_active: Cell<usize>,
-    pub connections_total: Cell<u64>,
-    pub connections_refused: Cell<u64>,
-    pub requests: Cell<u64>,
+    pub connections_active: Count,
+    pub connections_total: Count,
+    pub connections_refused: Count,
+    pub requests: Count,
     /// Responses by class: 1xx (101 only), 2xx, 3xx, 4xx, 5xx.
-    pub responses: [Cell<u64>; 5],
-    pub bytes_in: Cell<u64>,
-    pub bytes_out: Cell<u64>,
+    pub responses: [Count; 5],
+    pub bytes_in: Count,
+    pub bytes_out: Count,
     /// Open connections per client address, for `max_clients_per_ip`.
-    per_ip: RefCell<HashMap<IpAddr, usize>>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl HttpStats {
     pub fn count_response(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         if let Some(c) = self.responses.get(class) {
-            add(c, 1);
+            c.add(1);
         }
+    }
+
+    fn per_ip(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.per_ip.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// One open client connection, counted until dropped; `None` when a limit refuses it.
 pub struct ClientSlot {
-    stats: Rc<HttpStats>,
+    stats: Arc<HttpStats>,
     ip: IpAddr,
 }
 
 impl ClientSlot {
-    pub fn open(stats: &Rc<HttpStats>, plan: &HttpPlan, ip: IpAddr) -> Option<ClientSlot> {
-        let mut per_ip = stats.per_ip.borrow_mut();
+    pub fn open(stats: &Arc<HttpStats>, plan: &HttpPlan, ip: IpAddr) -> Option<ClientSlot> {
+        let mut per_ip = stats.per_ip();
         let mine = per_ip.get(&ip).copied().unwrap_or(0);
-        if stats.connections_active.get() >= plan.max_clients
-            || plan.max_clients_per_ip.is_some_and(|max| mine >= max)
+        if plan.max_clients_per_ip.is_some_and(|max| mine >= max)
+            || !stats.connections_active.take_below(plan.max_clients as u64)
         {
-            add(&stats.connections_refused, 1);
+            stats.connections_refused.add(1);
             return None;
         }
         per_ip.insert(ip, mine + 1);
-        stats
-            .connections_active
-            .set(stats.connections_active.get() + 1);
-        add(&stats.connections_total, 1);
+        stats.connections_total.add(1);
         Some(ClientSlot {
             stats: stats.clone(),
             ip,
@@ -86,9 +88,8 @@ impl ClientSlot {
 impl Drop for ClientSlot {
     fn drop(&mut self) {
         let s = &self.stats;
-        s.connections_active
-            .set(s.connections_active.get().saturating_sub(1));
-        let mut per_ip = s.per_ip.borrow_mut();
+        s.connections_active.give(1);
+        let mut per_ip = s.per_ip();
         if let Some(n) = per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -274,7 +275,7 @@ pub struct Engine {
     /// `[app][route]`, parallel to `plan.apps[a].routes[r]`.
     pub routes: Vec<Vec<RouteState>>,
     pub sticky: Rc<StickyKey>,
-    pub stats: Rc<HttpStats>,
+    pub stats: Arc<HttpStats>,
     /// Client configs for `tls = true` upstreams (system roots loaded once).
     /// Rebuilt on every reload and whenever an upstream `ca_cert_path` file changes, so
     /// system bundle and CA edits are picked up.
@@ -364,7 +365,7 @@ impl Engine {
             plan: Rc::new(plan),
             routes,
             sticky,
-            stats: old.map_or_else(Rc::default, |o| o.stats.clone()),
+            stats: shared.common.http.clone(),
             upstream_tls: RefCell::new(Rc::new(UpstreamTls::new())),
             checks: RefCell::new(checks),
         }

@@ -21,7 +21,7 @@ pub use super::local::answer_error;
 use super::local::{builtin_status, redirect_to_https, send_error};
 use super::routing::{self, AppMatch};
 use crate::plan::{Builtin, HttpTimeouts};
-use crate::state::{self, Shared, add};
+use crate::state::{self, Shared};
 use crate::tls::server::Prefixed;
 
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -202,7 +202,7 @@ where
         let mut access = Access::new(cx);
         let next = match head {
             HeadRead::Head(head) => {
-                add(&engine.stats.requests, 1);
+                engine.stats.requests.add(1);
                 access.request(&head, engine.plan.redact_query_in_access_log);
                 // Boxed: an idle keep-alive connection waits in `read_head` and should not
                 // carry a request's state (forwarding, upstream IO) in its task meanwhile.

@@ -69,8 +69,9 @@ pub async fn accept_loop(
         let slot = slot.borrow().clone();
         let svc = slot.current();
         let stats = &slot.stats;
-        if stats.tcp_active.get() >= svc.tcp.max_connections {
-            state::add(&stats.tcp_refused, 1);
+        // Taken here, not in the task, so a burst of accepts cannot overshoot the cap.
+        if !stats.tcp_active.take_below(svc.tcp.max_connections as u64) {
+            stats.tcp_refused.add(1);
             log::warn!(
                 "tcp {peer} -> {addr}: refused, tcp_max_connections ({}) reached",
                 svc.tcp.max_connections
@@ -79,8 +80,6 @@ pub async fn accept_loop(
             drop(stream);
             continue;
         }
-        // Counted here, not in the task, so a burst of accepts cannot overshoot the cap.
-        stats.tcp_active.set(stats.tcp_active.get() + 1);
         let active = Active(slot.clone());
         let conn = handle(stream, peer, addr, active, svc, reserve, shared.clone());
         state::spawn(conn).detach();
@@ -152,8 +151,7 @@ struct Active(Rc<ServiceSlot>);
 
 impl Drop for Active {
     fn drop(&mut self) {
-        let a = &self.0.stats.tcp_active;
-        a.set(a.get().saturating_sub(1));
+        self.0.stats.tcp_active.give(1);
     }
 }
 
@@ -168,7 +166,7 @@ async fn handle(
 ) {
     let _drain = shared.drain.guard();
     let slot = active.0.clone();
-    state::add(&slot.stats.tcp_total, 1);
+    slot.stats.tcp_total.add(1);
     let mut log = Access::new(peer, listener);
     // Where the client really is and what it connected to (a PROXY header may say otherwise).
     let mut src = peer;
@@ -271,7 +269,7 @@ async fn handle(
     };
     log.route = route.name.clone();
     let Some((upstream, target)) = connect(route, src, &svc, &slot, reserve, &shared).await else {
-        state::add(&slot.stats.tcp_failed, 1);
+        slot.stats.tcp_failed.add(1);
         return log.log(buf.len() as u64, 0, "connect_failed");
     };
     log.target = target.to_string();
@@ -295,16 +293,14 @@ async fn handle(
         return log.log(0, 0, "error");
     }
     let stats = slot.stats.clone();
-    state::add(&stats.bytes_up, buf.len() as u64);
+    stats.bytes_up.add(buf.len() as u64);
     let on_bytes = move |is_up: bool, n: usize| {
-        state::add(
-            if is_up {
-                &stats.bytes_up
-            } else {
-                &stats.bytes_down
-            },
-            n as u64,
-        );
+        let count = if is_up {
+            &stats.bytes_up
+        } else {
+            &stats.bytes_down
+        };
+        count.add(n as u64);
     };
     let out = relay::relay(
         &client,

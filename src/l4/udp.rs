@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
@@ -157,8 +158,7 @@ pub async fn serve(
         }
         match wake {
             Wake::Control(None) => {
-                let flows = &me.slot.borrow().stats.udp_flows;
-                flows.set(flows.get().saturating_sub(counted));
+                me.slot.borrow().stats.udp_flows.give(counted as u64);
                 let all = me.table.borrow_mut().drain();
                 for e in all {
                     me.finish(e, "shutdown");
@@ -192,7 +192,11 @@ pub async fn serve(
         // Several listeners may feed one service: add this one's change, not its total.
         let len = me.table.borrow().len();
         let flows = &me.slot.borrow().stats.udp_flows;
-        flows.set((flows.get() + len).saturating_sub(counted));
+        if len >= counted {
+            flows.add((len - counted) as u64);
+        } else {
+            flows.give((counted - len) as u64);
+        }
         counted = len;
         if draining && me.table.borrow().is_empty() {
             log::info!("udp {}: drained, socket closed", me.addr);
@@ -202,7 +206,7 @@ pub async fn serve(
 }
 
 impl Listener {
-    fn stats(&self) -> Rc<ServiceStats> {
+    fn stats(&self) -> Arc<ServiceStats> {
         self.slot.borrow().stats.clone()
     }
 
@@ -217,18 +221,18 @@ impl Listener {
         }
         let stats = self.stats();
         if draining {
-            state::add(&stats.udp_dropped, 1);
+            stats.udp_dropped.add(1);
             return;
         }
         let svc = self.slot.borrow().current();
         let probes = svc.protocols.iter().any(|p| p.protocol.is_udp());
         if !probes && svc.udp_default.is_none() {
-            state::add(&stats.udp_dropped, 1);
+            stats.udp_dropped.add(1);
             log::debug!("udp {client} -> {local}: no udp_target; dropped");
             return;
         }
         if probes && !self.probing.borrow().admits(client.ip()) {
-            state::add(&stats.udp_dropped, 1);
+            stats.udp_dropped.add(1);
             log::debug!("udp {client} -> {local}: too many flows being probed; dropped");
             return;
         }
@@ -247,13 +251,13 @@ impl Listener {
         let mut table = self.table.borrow_mut();
         table.set_limits(svc.udp.max_flows, svc.udp.max_flows_per_ip);
         if let Err((why, _)) = table.insert(key, flow.clone(), now, svc.udp.idle_lifetime) {
-            state::add(&stats.udp_dropped, 1);
+            stats.udp_dropped.add(1);
             log::debug!("udp {client} -> {local}: new flow refused: {why:?}");
             return;
         }
         drop(table);
-        state::add(&stats.udp_total, 1);
-        state::add(&stats.bytes_up, data.len() as u64);
+        stats.udp_total.add(1);
+        stats.bytes_up.add(data.len() as u64);
         if probes {
             self.probing.borrow_mut().add(client.ip());
             let tx = self.probe_timeouts.clone();
@@ -340,13 +344,13 @@ impl Listener {
 
     fn forward(&self, key: FlowKey, flow: &Rc<UdpFlow>, data: &[u8]) {
         flow.up.set(flow.up.get() + data.len() as u64);
-        state::add(&self.stats().bytes_up, data.len() as u64);
+        self.stats().bytes_up.add(data.len() as u64);
         let mut probing = false;
         match &mut *flow.state.borrow_mut() {
             FlowState::Ready { upstream, .. } => {
                 // A full socket buffer drops the datagram, as the network would.
                 if let Err(e) = upstream.get_ref().send(data) {
-                    state::add(&self.stats().udp_dropped, 1);
+                    self.stats().udp_dropped.add(1);
                     log::debug!("udp: send upstream failed: {e}");
                 }
             }
@@ -354,7 +358,7 @@ impl Listener {
                 if queue.len() < PENDING_DATAGRAMS {
                     queue.push(data.to_vec());
                 } else {
-                    state::add(&self.stats().udp_dropped, 1);
+                    self.stats().udp_dropped.add(1);
                 }
             }
             FlowState::Probing { datagrams, .. } => {
@@ -492,7 +496,7 @@ async fn relay_replies(
     key: FlowKey,
     down: Rc<Cell<u64>>,
     last_reply: Rc<Cell<Instant>>,
-    stats: Rc<ServiceStats>,
+    stats: Arc<ServiceStats>,
     _hold: state::TargetHold,
 ) {
     let from = (key.local.ip() != listener_ip(&listener)).then_some(key.local.ip());
@@ -515,11 +519,11 @@ async fn relay_replies(
                 match sys::send_from(listener.get_ref(), data, key.client, from) {
                     Ok(_) => {
                         down.set(down.get() + n as u64);
-                        state::add(&stats.bytes_down, n as u64);
+                        stats.bytes_down.add(n as u64);
                         last_reply.set(Instant::now());
                     }
                     Err(e) => {
-                        state::add(&stats.udp_dropped, 1);
+                        stats.udp_dropped.add(1);
                         log::debug!("udp {}: reply dropped: {e}", key.client);
                     }
                 }
