@@ -103,7 +103,9 @@ fn main() -> ExitCode {
     for l in loaded.plan.limitations() {
         log::warn!("{l}");
     }
-    let shared = state::Shared::new(loaded.plan, file, state::Common::new(1), 0);
+    let workers = loaded.plan.workers.threads();
+    sluice::sys::share_tcp_ports(workers > 1);
+    let shared = state::Shared::new(loaded.plan, file, state::Common::new(workers), 0);
     let mut supervisor = reload::Supervisor::new(shared, path);
     if let Err(e) = supervisor.start() {
         log::error!("{e}");

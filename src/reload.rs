@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_io::{Async, Timer};
 use async_signal::{Signal, Signals};
 use futures_lite::{StreamExt, future};
-use smol::channel::Sender;
+use smol::channel::{Receiver, Sender};
 
 use crate::http::engine::Engine;
 use crate::l4::udp::UdpControl;
@@ -82,6 +82,63 @@ pub struct Supervisor {
     /// Installed by [`Supervisor::start`] before any socket is bound, so a signal sent as soon
     /// as "ready" is logged already gets its graceful meaning instead of the default action.
     signals: Option<Signals>,
+    /// The other worker threads (`workers` > 1), told what this one decides.
+    followers: Vec<Follower>,
+}
+
+/// What worker 0's supervisor tells the other workers.
+enum Order {
+    /// Apply this plan (its TCP listeners); answer whether every new socket was bound.
+    Apply(Box<Plan>, Sender<Result<(), String>>),
+    /// Certificate files changed: load them.
+    Certs,
+    /// Stop listening (say so on the sender), drain, end the thread.
+    Stop(Sender<()>),
+}
+
+/// Another worker thread: its own executor, sockets (SO_REUSEPORT) and copy of the plan,
+/// and the process-wide counters of [`state::Common`]. It reads no file and takes no
+/// signal; UDP listeners stay with worker 0 (one flow table, exact per-source caps).
+struct Follower {
+    orders: Sender<Order>,
+    /// Closed when the thread has drained and ends.
+    done: Receiver<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Follower {
+    /// Start worker `worker` on `plan`; returns once its sockets are bound.
+    fn spawn(worker: usize, plan: &Plan, shared: &Shared, path: &Path) -> Result<Self, String> {
+        let (orders, inbox) = smol::channel::unbounded();
+        let (done_tx, done) = smol::channel::bounded::<()>(1);
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (plan, common) = (plan.clone(), shared.common.clone());
+        let (file, path) = (shared.config_path.clone(), path.to_owned());
+        let thread = std::thread::Builder::new()
+            .name(format!("sluice-worker-{worker}"))
+            .spawn(move || {
+                let _done = done_tx;
+                let mut me = Supervisor::new(Shared::new(plan, file, common, worker), path);
+                let plan = me.shared.plan.borrow().clone();
+                let started = me.apply(&plan);
+                let ok = started.is_ok();
+                let _ = started_tx.send(started);
+                if ok {
+                    me.shared.generation.set(1);
+                    state::block_on(me.follow(inbox));
+                }
+            })
+            .map_err(|e| format!("worker {worker}: cannot start its thread: {e}"))?;
+        match started.recv() {
+            Ok(Ok(())) => Ok(Follower {
+                orders,
+                done,
+                thread,
+            }),
+            Ok(Err(e)) => Err(format!("worker {worker}: {e}")),
+            Err(_) => Err(format!("worker {worker} ended while starting")),
+        }
+    }
 }
 
 /// Take over the signals the supervisor handles.
@@ -101,6 +158,7 @@ impl Supervisor {
             missing_reported: false,
             cert_stamps: Vec::new(),
             signals: None,
+            followers: Vec::new(),
         }
     }
 
@@ -114,7 +172,17 @@ impl Supervisor {
         let plan = self.shared.plan.borrow().clone();
         self.apply(&plan)?;
         self.shared.generation.set(1);
-        log::info!("ready: {}", self.describe_listeners());
+        let workers = self.shared.common.workers;
+        for worker in 1..workers {
+            let f = Follower::spawn(worker, &plan, &self.shared, &self.path)?;
+            self.followers.push(f);
+        }
+        let threads = if workers > 1 {
+            format!(" ({workers} workers)")
+        } else {
+            String::new()
+        };
+        log::info!("ready: {}{threads}", self.describe_listeners());
         Ok(())
     }
 
@@ -142,7 +210,10 @@ impl Supervisor {
     /// changes, so a bind failure leaves the old configuration untouched.
     fn apply(&mut self, plan: &Rc<Plan>) -> Result<(), String> {
         let old_keys: Vec<ListenerKey> = self.running.iter().map(|r| r.key).collect();
-        let diff = diff_listeners(&old_keys, &plan.listeners());
+        let leader = self.shared.worker == 0;
+        let mut wanted = plan.listeners();
+        wanted.retain(|k| leader || k.transport == Transport::Tcp);
+        let diff = diff_listeners(&old_keys, &wanted);
 
         // Draining UDP listeners whose loop has ended are gone for good (their socket is
         // closed): never revive one of those.
@@ -208,7 +279,8 @@ impl Supervisor {
                 let (slot, task) = Self::serve_tcp(&self.shared, l, *new, &slots);
                 r.slot = slot;
                 r.task = Some(task);
-                log::info!(
+                log::log!(
+                    quiet_unless(leader),
                     "tcp {}: socket kept, now serving {}",
                     new.addr,
                     job(new.role)
@@ -235,7 +307,8 @@ impl Supervisor {
             match key.transport {
                 Transport::Tcp => {
                     stop(&r);
-                    log::info!(
+                    log::log!(
+                        quiet_unless(leader),
                         "tcp {}: listener removed; open connections continue",
                         key.addr
                     );
@@ -393,10 +466,11 @@ impl Supervisor {
 
     /// A changed certificate or key file reloads the certificates only: new handshakes use
     /// the new ones, open connections are untouched, a broken file keeps its old one.
-    fn check_certs(&mut self) {
+    /// Whether any had changed.
+    fn check_certs(&mut self) -> bool {
         let now = self.cert_files();
         if now == self.cert_stamps {
-            return;
+            return false;
         }
         if let Some(engine) = self.shared.http_engine() {
             let changed: Vec<String> = now
@@ -404,17 +478,23 @@ impl Supervisor {
                 .filter(|f| !self.cert_stamps.contains(f))
                 .map(|(p, _)| p.display().to_string())
                 .collect();
-            log::info!(
+            log::log!(
+                quiet_unless(self.shared.worker == 0),
                 "certificate files changed ({}); reloading them",
                 changed.join(", ")
             );
             engine.reload_tls();
         }
         self.cert_stamps = self.cert_files();
+        true
     }
 
-    fn check(&mut self, force: bool) {
-        self.check_certs();
+    async fn check(&mut self, force: bool) {
+        if self.check_certs() {
+            for f in &self.followers {
+                let _ = f.orders.try_send(Order::Certs);
+            }
+        }
         let stamp = match FileStamp::of(&self.path) {
             Ok(s) => s,
             Err(e) => {
@@ -467,9 +547,17 @@ impl Supervisor {
             log::debug!("config {}: touched but unchanged", self.path.display());
             return;
         }
+        if plan.workers != self.shared.plan.borrow().workers {
+            log::warn!(
+                "config {}: `workers` changes take effect at the next start (running {})",
+                self.path.display(),
+                self.shared.common.workers
+            );
+        }
         match self.apply(&plan) {
             Ok(()) => {
                 self.shared.generation.set(generation + 1);
+                self.tell_followers(&plan).await;
                 log::info!(
                     "config applied (generation {}) in {:.1} ms: {}",
                     generation + 1,
@@ -501,10 +589,10 @@ impl Supervisor {
             })
             .await;
             match next {
-                None => self.check(false),
+                None => self.check(false).await,
                 Some(Signal::Hup) => {
                     log::info!("SIGHUP: reloading {}", self.path.display());
-                    self.check(true);
+                    self.check(true).await;
                 }
                 Some(Signal::Usr1) => logging::reopen(),
                 Some(sig) => {
@@ -513,11 +601,63 @@ impl Supervisor {
                 }
             }
         }
-        self.shutdown().await;
+        self.shutdown(None).await;
         Ok(())
     }
 
-    async fn shutdown(self) {
+    /// Have every other worker apply `plan` too, and wait until they have.
+    async fn tell_followers(&self, plan: &Plan) {
+        for (i, f) in self.followers.iter().enumerate() {
+            let (tx, rx) = smol::channel::bounded(1);
+            if f.orders
+                .try_send(Order::Apply(Box::new(plan.clone()), tx))
+                .is_err()
+            {
+                continue;
+            }
+            if let Ok(Err(e)) = rx.recv().await {
+                log::error!(
+                    "worker {}: {e}; it keeps serving the previous config",
+                    i + 1
+                );
+            }
+        }
+    }
+
+    /// A worker other than 0: do as told until told to stop (or until worker 0 is gone).
+    async fn follow(mut self, inbox: Receiver<Order>) {
+        while let Ok(order) = inbox.recv().await {
+            match order {
+                Order::Apply(plan, done) => {
+                    let result = self.apply(&Rc::new(*plan));
+                    if result.is_ok() {
+                        let g = self.shared.generation.get();
+                        self.shared.generation.set(g + 1);
+                    }
+                    let _ = done.try_send(result);
+                }
+                Order::Certs => {
+                    self.check_certs();
+                }
+                Order::Stop(stopped) => {
+                    self.shutdown(Some(stopped)).await;
+                    return;
+                }
+            }
+        }
+        self.shutdown(None).await;
+    }
+
+    /// Stop every listener (this worker's, then the others'), drain, return. `stopped` hears
+    /// when this worker's listeners are closed.
+    async fn shutdown(mut self, stopped: Option<Sender<()>>) {
+        let leader = self.shared.worker == 0;
+        let followers = std::mem::take(&mut self.followers);
+        let followers_done = || async {
+            for f in &followers {
+                let _ = f.done.recv().await;
+            }
+        };
         let open = self
             .shared
             .slots
@@ -529,6 +669,15 @@ impl Supervisor {
         // Dropping the accept tasks and closing the UDP control channels stops all listeners.
         // UDP loops log their flows' access lines as they end: keep their tasks to await.
         self.running.iter().for_each(stop);
+        if let Some(tx) = stopped {
+            let _ = tx.try_send(());
+        }
+        for f in &followers {
+            let (tx, rx) = smol::channel::bounded(1);
+            if f.orders.try_send(Order::Stop(tx)).is_ok() {
+                let _ = rx.recv().await;
+            }
+        }
         let mut udp_loops = Vec::new();
         for mut r in self.running.into_iter().chain(self.draining_udp) {
             if r.key.transport == Transport::Udp
@@ -546,10 +695,14 @@ impl Supervisor {
             Timer::after(SHUTDOWN_LOG_GRACE).await;
         })
         .await;
-        log::info!("draining {open} open connection(s), up to {deadline:?}");
+        log::log!(
+            quiet_unless(leader),
+            "draining {open} open connection(s), up to {deadline:?}"
+        );
         let drained = future::or(
             async {
                 self.shared.drain.wait_idle().await;
+                followers_done().await;
                 true
             },
             async {
@@ -559,7 +712,7 @@ impl Supervisor {
         )
         .await;
         if drained {
-            log::info!("all connections closed; exiting");
+            log::log!(quiet_unless(leader), "all connections closed; exiting");
         } else {
             let left = self
                 .shared
@@ -568,13 +721,27 @@ impl Supervisor {
                 .values()
                 .map(|s| s.stats.tcp_active.get())
                 .sum::<u64>();
-            log::warn!("drain timeout: closing {left} connection(s); exiting");
+            log::log!(
+                if leader {
+                    log::Level::Warn
+                } else {
+                    log::Level::Debug
+                },
+                "drain timeout: closing {left} connection(s); exiting"
+            );
             // Let the cut connections write their access lines before the process ends.
             self.shared.drain.cut();
             let grace = async {
                 Timer::after(SHUTDOWN_LOG_GRACE).await;
             };
-            future::or(self.shared.drain.wait_idle(), grace).await;
+            let idle = async {
+                self.shared.drain.wait_idle().await;
+                followers_done().await;
+            };
+            future::or(idle, grace).await;
+        }
+        for f in followers {
+            let _ = f.thread.join();
         }
     }
 }
@@ -606,5 +773,14 @@ fn backlog_of(plan: &Plan, key: &ListenerKey) -> u32 {
         Role::L4(i) => plan.l4.get(i).map_or(1024, |s| s.tcp.backlog),
         Role::Status => 64,
         Role::Http | Role::Https => plan.http.as_ref().map_or(1024, |h| h.tcp_listen_backlog),
+    }
+}
+
+/// Info for worker 0; debug for the others, whose lines would repeat worker 0's.
+fn quiet_unless(leader: bool) -> log::Level {
+    if leader {
+        log::Level::Info
+    } else {
+        log::Level::Debug
     }
 }

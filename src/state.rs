@@ -84,6 +84,9 @@ pub struct Common {
     pub workers: usize,
     services: Mutex<HashMap<String, Arc<ServiceStats>>>,
     pub http: Arc<crate::http::engine::HttpStats>,
+    /// Tickets and sessions of the HTTPS apps without mTLS, made by the first worker that
+    /// needs them.
+    pub tls_resumption: std::sync::OnceLock<crate::tls::server::Resumption>,
 }
 
 impl Common {

@@ -7,6 +7,7 @@ use std::mem::{size_of, zeroed};
 use std::net::UdpSocket;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener};
 use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
 
@@ -18,8 +19,19 @@ fn family(addr: &SocketAddr) -> AddressFamily {
     }
 }
 
+/// Whether TCP listeners are bound with SO_REUSEPORT: each worker thread binds its own
+/// socket to every TCP address and the kernel spreads new connections over them.
+static SHARE_TCP_PORTS: AtomicBool = AtomicBool::new(false);
+
+/// Bind TCP listeners with SO_REUSEPORT from now on (set once, before any is bound, when
+/// there are several workers).
+pub fn share_tcp_ports(on: bool) {
+    SHARE_TCP_PORTS.store(on, Ordering::Relaxed);
+}
+
 /// A non-blocking TCP listener on `addr` with SO_REUSEADDR, IPV6_V6ONLY for IPv6 (so `0.0.0.0`
-/// and `[::]` on one port can coexist) and the given accept backlog.
+/// and `[::]` on one port can coexist), SO_REUSEPORT with several workers, and the given
+/// accept backlog.
 ///
 /// # Errors
 /// The socket, bind or listen call failed (address in use, not local, permission).
@@ -31,6 +43,9 @@ pub fn bind_tcp(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
         None,
     )?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
+    if SHARE_TCP_PORTS.load(Ordering::Relaxed) {
+        sockopt::set_socket_reuseport(&fd, true)?;
+    }
     if addr.is_ipv6() {
         sockopt::set_ipv6_v6only(&fd, true)?;
     }

@@ -363,6 +363,11 @@ pub fn describe(loaded: &Loaded, file: &str) -> String {
         None => {}
     }
     row(&mut out, "drain", &fmt_duration(plan.drain_timeout));
+    let workers = match plan.workers {
+        crate::plan::Workers::Auto => format!("auto ({} on this machine)", plan.workers.threads()),
+        crate::plan::Workers::Count(n) => n.to_string(),
+    };
+    row(&mut out, "workers", &workers);
     for w in &loaded.warnings {
         row(
             &mut out,

@@ -36,6 +36,7 @@ l4 service `l4`
 dns cache   ttl 30s..1h
 status page http://127.0.0.1:8449/
 drain       10s
+workers     1
 warning     /etc/sluice.toml:17:23: `send_proxy_protocol` is ignored for dns: PROXY protocol is only sent over TCP
 ";
     assert_eq!(report, expected);
@@ -116,6 +117,7 @@ app `acme` *.example.org
   tls       cert from ACME; http redirects to https
   route     none (404)
 drain       10s
+workers     1
 warning     /etc/sluice.toml:23:1: `[apps.acme]` has no `reverse_proxy`: every request to it gets 404
 ";
     assert_eq!(report, expected);

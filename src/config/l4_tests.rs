@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::testing::{l4_with, ok};
-use crate::plan::{Balance, Protocol, ProxyVersion, Shape};
+use super::testing::{err_at, l4_with, ok};
+use crate::plan::{Balance, Protocol, ProxyVersion, Shape, Workers};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -304,4 +304,31 @@ fn status_listen_alone_serves_the_status_page() {
 fn empty_experimental_table_is_allowed_in_the_l4_shape() {
     let l = ok(&l4_with("[experimental]\n"));
     assert_eq!(l.plan.shape, Shape::L4);
+}
+
+#[test]
+fn workers_is_a_thread_count_or_auto_in_every_shape() {
+    assert_eq!(ok(&l4_with("")).plan.workers, Workers::Count(1));
+    assert_eq!(
+        ok(&l4_with("workers = 4\n")).plan.workers,
+        Workers::Count(4)
+    );
+    let auto = ok(&l4_with("workers = \"auto\"\n")).plan.workers;
+    assert_eq!(auto, Workers::Auto);
+    assert!((1..=crate::plan::MAX_WORKERS).contains(&auto.threads()));
+    let http = "workers = 2\nlisten_port = 8080\n[apps.a]\nserver_name = \"a.example\"\n";
+    assert_eq!(ok(http).plan.workers, Workers::Count(2));
+    err_at(
+        &l4_with("workers = 0\n"),
+        "expected an integer 1..=64",
+        3,
+        11,
+    );
+    err_at(&l4_with("workers = 65\n"), "`workers`", 3, 11);
+    err_at(
+        &l4_with("workers = \"all\"\n"),
+        "a thread count or \"auto\"",
+        3,
+        11,
+    );
 }

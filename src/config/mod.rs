@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
-use crate::plan::{DnsSettings, HttpPlan, Plan, Shape, Transport};
+use crate::plan::{DnsSettings, HttpPlan, MAX_WORKERS, Plan, Shape, Transport, Workers};
 use l4::ServiceOut;
 use walk::{Diags, Section};
 
@@ -88,7 +88,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// sluice's own top-level keys, valid in every shape.
-const OWN_KEYS: &[&str] = &["status_listen", "drain_timeout"];
+const OWN_KEYS: &[&str] = &["status_listen", "drain_timeout", "workers"];
 /// How long SIGTERM waits for open connections by default.
 const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
 
@@ -259,6 +259,10 @@ fn build(d: &mut Diags, table: &DeTable, base: &Path) -> Option<Plan> {
         Some(v) => walk::duration(d, "drain_timeout", v),
         None => Some(DEFAULT_DRAIN),
     };
+    let workers = match root.get("workers") {
+        Some(v) => workers(d, v),
+        None => Some(Workers::Count(1)),
+    };
     let dns = shared_dns(d, &tables, &services);
     something_to_serve(d, &root, &tables, status.as_ref());
     let services: Vec<ServiceOut> = services.into_iter().collect::<Option<_>>()?;
@@ -271,8 +275,27 @@ fn build(d: &mut Diags, table: &DeTable, base: &Path) -> Option<Plan> {
         status: status.into_iter().map(|(a, _)| a).collect(),
         dns: dns?,
         drain_timeout: drain?,
+        workers: workers?,
         http,
     })
+}
+
+/// `workers = N` (1..=MAX_WORKERS) or `"auto"`.
+fn workers(d: &mut Diags, v: &walk::Value) -> Option<Workers> {
+    match v.get_ref() {
+        DeValue::String(s) if s.as_ref() == "auto" => Some(Workers::Auto),
+        DeValue::String(s) => {
+            d.error(
+                &v.span(),
+                format!(
+                    "`workers`: expected a thread count or \"auto\", found {}",
+                    walk::echo(s)
+                ),
+            );
+            None
+        }
+        _ => walk::int(d, "workers", v, 1, MAX_WORKERS as u64).map(|n| Workers::Count(n as usize)),
+    }
 }
 
 /// `[l4]` (one service `l4`) or `[[l4]]` (services `l4[0]`, `l4[1]`…).

@@ -18,9 +18,9 @@ use super::select::{self, Availability};
 use super::sticky::StickyKey;
 use super::upstream_io::UpstreamIo;
 use crate::plan::{Builtin, HealthCheck, HttpBalance, HttpPlan, HttpRoute, Target, Upstream};
-use crate::state::{self, Count, Shared, add};
+use crate::state::{self, Common, Count, Shared, add};
 use crate::tls::client::UpstreamTls;
-use crate::tls::server::TlsServer;
+use crate::tls::server::{Resumption, TlsServer};
 
 /// Idle keep-alive connections kept per upstream: enough for a few hundred busy clients to
 /// find warm connections (fewer made the pool close and reopen connections under 64
@@ -283,6 +283,9 @@ pub struct Engine {
     /// Certificates and TLS settings of the apps with `tls` (`None`: no such app). Replaced
     /// when a certificate file changes, without a reload.
     pub tls: RefCell<Option<Rc<TlsServer>>>,
+    common: Arc<Common>,
+    /// Worker 0's engine (the others log less).
+    leader: bool,
     /// Active health checks; cancelled when a reload replaces the engine (an old engine
     /// may live on a while in the requests it serves).
     checks: RefCell<Vec<smol::Task<()>>>,
@@ -359,8 +362,11 @@ impl Engine {
             }
         }
         let tls = old.and_then(|o| o.tls.borrow().clone());
-        let tls = build_tls(&plan, tls.as_deref());
+        let leader = shared.worker == 0;
+        let tls = build_tls(&plan, tls.as_deref(), &shared.common, leader);
         Engine {
+            common: shared.common.clone(),
+            leader,
             tls: RefCell::new(tls),
             plan: Rc::new(plan),
             routes,
@@ -386,7 +392,7 @@ impl Engine {
     pub fn reload_tls(&self) {
         *self.upstream_tls.borrow_mut() = Rc::new(UpstreamTls::new());
         let old = self.tls.borrow().clone();
-        let new = build_tls(&self.plan, old.as_deref());
+        let new = build_tls(&self.plan, old.as_deref(), &self.common, self.leader);
         *self.tls.borrow_mut() = new;
     }
 
@@ -415,13 +421,25 @@ impl Engine {
 }
 
 /// The TLS side of `plan`, logging what failed to load.
-fn build_tls(plan: &HttpPlan, old: Option<&TlsServer>) -> Option<Rc<TlsServer>> {
+/// The TLS side of `plan`, logging what failed to load (worker 0 only: the others load
+/// the same files).
+fn build_tls(
+    plan: &HttpPlan,
+    old: Option<&TlsServer>,
+    common: &Common,
+    leader: bool,
+) -> Option<Rc<TlsServer>> {
     if !plan.apps.iter().any(|a| a.tls.is_some()) {
         return None;
     }
-    let (server, warnings) = TlsServer::new(plan, old);
+    let first = common.tls_resumption.get_or_init(Resumption::for_all_apps);
+    let (server, warnings) = TlsServer::resuming(plan, old, first.clone());
     for w in warnings {
-        log::warn!("{w}");
+        if leader {
+            log::warn!("{w}");
+        } else {
+            log::debug!("{w}");
+        }
     }
     Some(Rc::new(server))
 }

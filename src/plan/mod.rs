@@ -21,8 +21,32 @@ pub struct Plan {
     pub dns: DnsSettings,
     /// How long SIGTERM waits for open connections before exiting.
     pub drain_timeout: Duration,
+    /// `workers`: event-loop threads; read at start only.
+    pub workers: Workers,
     /// The HTTP engine's listeners, apps and routes (rpxy and combined shapes).
     pub http: Option<HttpPlan>,
+}
+
+/// How many event-loop threads serve the TCP listeners (`workers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workers {
+    /// One per CPU this process may run on (affinity and cgroup quota respected).
+    Auto,
+    Count(usize),
+}
+
+/// The most `workers` a config may ask for.
+pub const MAX_WORKERS: usize = 64;
+
+impl Workers {
+    pub fn threads(self) -> usize {
+        match self {
+            Workers::Auto => std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get)
+                .min(MAX_WORKERS),
+            Workers::Count(n) => n,
+        }
+    }
 }
 
 /// The three config shapes DESIGN.md names.

@@ -71,12 +71,18 @@ struct Site {
 /// certificate again, so each mTLS app has its own, renewed whenever its CA set changes:
 /// a session from before mTLS (or from another CA) can never skip the client check.
 #[derive(Clone, Debug)]
-struct Resumption {
+pub struct Resumption {
     ticketer: Option<Arc<dyn ProducesTickets>>,
     sessions: Arc<dyn StoresServerSessions>,
 }
 
 impl Resumption {
+    /// What the apps without mTLS start with: one per process, so every worker thread
+    /// issues and accepts the same tickets and finds the same sessions.
+    pub fn for_all_apps() -> Resumption {
+        Resumption::new(SESSION_CACHE_ENTRIES)
+    }
+
     fn new(entries: usize) -> Resumption {
         Resumption {
             // Fails only when the system RNG does; then no tickets (session ids still work).
@@ -102,11 +108,17 @@ impl TlsServer {
     /// by others, certificates that do not cover their `server_name` or have expired.
     /// Tickets and session ids of `old` carry over, so clients resume across reloads.
     pub fn new(plan: &HttpPlan, old: Option<&TlsServer>) -> (TlsServer, Vec<String>) {
+        Self::resuming(plan, old, Resumption::for_all_apps())
+    }
+
+    /// [`TlsServer::new`], starting (without `old`) from `first` for the apps without mTLS.
+    pub fn resuming(
+        plan: &HttpPlan,
+        old: Option<&TlsServer>,
+        first: Resumption,
+    ) -> (TlsServer, Vec<String>) {
         let mut warnings = Vec::new();
-        let shared = old.map_or_else(
-            || Resumption::new(SESSION_CACHE_ENTRIES),
-            |o| o.inner.shared.clone(),
-        );
+        let shared = old.map_or(first, |o| o.inner.shared.clone());
         let mut sites = Vec::new();
         let mut watched: Vec<PathBuf> = Vec::new();
         for (i, app) in plan.apps.iter().enumerate() {

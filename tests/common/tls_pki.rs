@@ -295,6 +295,11 @@ impl TlsConn {
             .map(|g| g.name())
     }
 
+    /// Whether the handshake resumed an earlier session (ticket or session id).
+    pub fn resumed(&self) -> bool {
+        self.stream.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+
     pub fn alpn(&self) -> Option<Vec<u8>> {
         self.stream.conn.alpn_protocol().map(<[u8]>::to_vec)
     }
