@@ -54,6 +54,7 @@ EFFICIENCY = {
     "l4_tput": ("proxy CPU ms / GB", lambda gbit, pct: pct / 100 / (gbit / 8) * 1000, f_ms),
     "l4_connrate": ("proxy CPU µs / conn", lambda rate, pct: pct / 100 / rate * 1e6, f_ms),
     "http1": ("proxy CPU µs / req", lambda rate, pct: pct / 100 / rate * 1e6, f_ms),
+    "http1_w2": ("proxy CPU µs / req", lambda rate, pct: pct / 100 / rate * 1e6, f_ms),
     "https1": ("proxy CPU µs / req", lambda rate, pct: pct / 100 / rate * 1e6, f_ms),
     "h2": ("proxy CPU µs / req", lambda rate, pct: pct / 100 / rate * 1e6, f_ms),
 }
@@ -66,11 +67,13 @@ METRICS = {
     "l4_tput": ("Gbit/s", f_gbit, True),
     "l4_connrate": ("conns/s", f_num, True),
     "http1": ("req/s", f_num, True),
+    "http1_w2": ("req/s", f_num, True),
     "https1": ("req/s", f_num, True),
     "h2": ("req/s", f_num, True),
     "l4_tput_cpu": ("proxy CPU (% of a core)", f_pct, False),
     "l4_connrate_cpu": ("proxy CPU (% of a core)", f_pct, False),
     "http1_cpu": ("proxy CPU (% of a core)", f_pct, False),
+    "http1_w2_cpu": ("proxy CPU (% of a core)", f_pct, False),
     "https1_cpu": ("proxy CPU (% of a core)", f_pct, False),
     "h2_cpu": ("proxy CPU (% of a core)", f_pct, False),
     "idle_rss_l4": ("idle RSS (MiB)", f_mib, False),
@@ -103,6 +106,12 @@ TABLES = [
      "wrk, keep-alive, 100-byte static file from the nginx backend; requests/s, higher is "
      "better.",
      ["http1"], ["http1"]),
+    ("HTTP/1.1 keep-alive, two workers",
+     "As above, each proxy with two workers (sluice `workers = 2`, nginx worker_processes 2, "
+     "haproxy nbthread 2, caddy with two CPUs) and allowed on both CPUs; load generator and "
+     "backend stay on CPU 0, so everything shares the two cores. sluice (1 worker) under the "
+     "same placement shows what the second worker buys; requests/s, higher is better.",
+     ["http1_w2"], ["http1_w2"]),
     ("HTTPS (HTTP/1.1 over TLS)",
      "wrk over TLS (self-signed P-256 certificate, TLS 1.3), keep-alive, same backend over "
      "plain HTTP/1.1 (direct: the backend's own TLS listener); requests/s, higher is better.",

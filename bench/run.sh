@@ -38,7 +38,7 @@ else
     OUT=${BENCH_OUT:-$BENCH_DIR/RESULTS.md}
 fi
 CONNS=${BENCH_CONNS:-50}
-SCENARIOS=${BENCH_SCENARIOS:-l4_tput connrate http https h2 memory size coldstart}
+SCENARIOS=${BENCH_SCENARIOS:-l4_tput connrate http workers https h2 memory size coldstart}
 
 # Display names; report.py derives roles from them ("direct", "sluice", "sluice (…)", peers).
 declare -A NAME=(
@@ -54,6 +54,12 @@ declare -A NAME=(
     [nginx-http]="nginx"
     [haproxy-http]="haproxy (mode http)"
     [caddy]="caddy"
+    # The two-worker scenario (its own metric, so the same display names as above).
+    [sluice-http-w1]="sluice (1 worker)"
+    [sluice-http-w2]="sluice"
+    [nginx-http-w2]="nginx"
+    [haproxy-http-w2]="haproxy (mode http)"
+    [caddy-w2]="caddy"
 )
 NO_HTTP_ENGINE="no HTTP engine yet"
 
@@ -178,9 +184,21 @@ prepare() {
     sluice | sluice-relay | sluice-relay-tls)
         render sluice-l4.toml sluice.toml "$PROXY_PORT" "$target"
         PROXY_CMD=(env SLUICE_LOG=warn "$SLUICE" -c "$WORK/sluice.toml") ;;
-    sluice-http)
+    sluice-http | sluice-http-w1)
         render sluice-http.toml sluice-http.toml "$PROXY_PORT" "$target" "$PROXY_TLS_PORT"
         PROXY_CMD=(env SLUICE_LOG=warn "$SLUICE" -c "$WORK/sluice-http.toml") ;;
+    sluice-http-w2)
+        render sluice-http.toml sluice-http.toml "$PROXY_PORT" "$target" "$PROXY_TLS_PORT"
+        sed -i '1i workers = 2' "$WORK/sluice-http.toml"
+        PROXY_CMD=(env SLUICE_LOG=warn "$SLUICE" -c "$WORK/sluice-http.toml") ;;
+    nginx-http-w2)
+        render nginx-http.conf nginx-http.conf "$PROXY_PORT" "$target" "$PROXY_TLS_PORT"
+        sed -i 's/^worker_processes 1;/worker_processes 2;/' "$WORK/nginx-http.conf"
+        PROXY_CMD=(nginx -p "$WORK" -e "$WORK/nginx-http.error.log" -c "$WORK/nginx-http.conf") ;;
+    haproxy-http-w2)
+        render haproxy-http.cfg haproxy-http.cfg "$PROXY_PORT" "$target" "$PROXY_TLS_PORT"
+        sed -i 's/^\( *\)nbthread 1$/\1nbthread 2/' "$WORK/haproxy-http.cfg"
+        PROXY_CMD=(haproxy -db -f "$WORK/haproxy-http.cfg") ;;
     haproxy-l4)
         render haproxy-l4.cfg haproxy-l4.cfg "$PROXY_PORT" "$target"
         PROXY_CMD=(haproxy -db -f "$WORK/haproxy-l4.cfg") ;;
@@ -196,7 +214,7 @@ prepare() {
     haproxy-http)
         render haproxy-http.cfg haproxy-http.cfg "$PROXY_PORT" "$target" "$PROXY_TLS_PORT"
         PROXY_CMD=(haproxy -db -f "$WORK/haproxy-http.cfg") ;;
-    caddy)
+    caddy | caddy-w2)
         render Caddyfile Caddyfile "$PROXY_PORT" "$target" "$PROXY_TLS_PORT"
         PROXY_CMD=(env HOME="$WORK/caddy" XDG_DATA_HOME="$WORK/caddy/data"
             XDG_CONFIG_HOME="$WORK/caddy/config"
@@ -441,6 +459,26 @@ l7_scenario() {
 scenario_http() {
     log "HTTP/1.1 keep-alive (wrk -c$CONNS, ${RUNS}x ${SECS}s)"
     l7_scenario http1 sluice-relay
+}
+
+http1_w2_once() { wrk_run http1_w2 "$1" "http://127.0.0.1:$2/"; }
+
+# Two workers each (sluice `workers = 2`, nginx worker_processes 2, haproxy nbthread 2, caddy
+# with two CPUs), the proxy allowed on both CPUs while load generator and backend stay on
+# CPU 0 as elsewhere; sluice with one worker under the same placement for comparison.
+scenario_workers() {
+    log "HTTP/1.1 keep-alive, two workers (wrk -c$CONNS, ${RUNS}x ${SECS}s)"
+    if (($(nproc) < 2)); then
+        log "  one CPU: skipped"
+        return 0
+    fi
+    local one_cpu=$CPU_PROXY
+    CPU_PROXY=0,1
+    start_http_backend
+    interleave http1_w2 "$BACKEND_HTTP" "" http1_w2_once \
+        sluice-http-w2 sluice-http-w1 nginx-http-w2 haproxy-http-w2 caddy-w2
+    stop_bg "$BACKEND_PID"
+    CPU_PROXY=$one_cpu
 }
 
 scenario_https() {
