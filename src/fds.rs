@@ -7,9 +7,9 @@
 //! the new connection's upstream socket ([`Reserve`]). No IO of its own beyond that one
 //! descriptor.
 
-use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
@@ -22,37 +22,58 @@ const SHORTAGE_LASTS: Duration = Duration::from_secs(2);
 /// How often a careful listener looks whether the waiting connections got their descriptor.
 const ADMIT_POLL: Duration = Duration::from_millis(10);
 
-/// What the listeners of this thread know about the descriptor supply.
-#[derive(Default)]
+/// What the listeners know about the descriptor supply. The limit is the process's, so with
+/// several workers this is shared by all of them (in [`crate::state::Common`]).
 pub struct Descriptors {
-    /// When a descriptor was last found missing.
-    ran_out_at: Cell<Option<Instant>>,
+    epoch: Instant,
+    /// When a descriptor was last found missing: milliseconds after `epoch`, plus one (0:
+    /// never, or long enough ago).
+    ran_out_at: AtomicU64,
     /// Accepted connections retrying for an upstream socket.
-    waiting: Cell<usize>,
+    waiting: AtomicUsize,
+}
+
+impl Default for Descriptors {
+    fn default() -> Self {
+        Descriptors {
+            epoch: Instant::now(),
+            ran_out_at: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl Descriptors {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
     /// An EMFILE/ENFILE was seen just now.
     pub fn ran_out(&self) {
-        self.ran_out_at.set(Some(Instant::now()));
+        self.ran_out_at.store(self.now(), Ordering::Relaxed);
     }
 
     /// Whether one was missing recently enough for listeners to be careful.
     pub fn short(&self) -> bool {
-        match self.ran_out_at.get() {
-            Some(at) if at.elapsed() < SHORTAGE_LASTS => true,
-            Some(_) => {
-                self.ran_out_at.set(None);
-                false
-            }
-            None => false,
+        let at = self.ran_out_at.load(Ordering::Relaxed);
+        if at == 0 {
+            return false;
         }
+        let lasts = u64::try_from(SHORTAGE_LASTS.as_millis()).unwrap_or(u64::MAX);
+        if self.now().saturating_sub(at) < lasts {
+            return true;
+        }
+        // Over; unless another EMFILE came in meanwhile.
+        let _ = self
+            .ran_out_at
+            .compare_exchange(at, 0, Ordering::Relaxed, Ordering::Relaxed);
+        false
     }
 
     /// Resolves when no accepted connection waits for a descriptor: the next ones freed go
     /// to those connections, not to a new client.
     pub async fn admit(&self) {
-        while self.waiting.get() > 0 {
+        while self.waiting.load(Ordering::Relaxed) > 0 {
             Timer::after(ADMIT_POLL).await;
         }
     }
@@ -60,7 +81,7 @@ impl Descriptors {
     /// Count the caller as waiting for a descriptor until the guard drops.
     pub fn wait(&self) -> Waiting<'_> {
         self.ran_out();
-        self.waiting.set(self.waiting.get() + 1);
+        self.waiting.fetch_add(1, Ordering::Relaxed);
         Waiting(self)
     }
 }
@@ -70,8 +91,10 @@ pub struct Waiting<'a>(&'a Descriptors);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        let w = &self.0.waiting;
-        w.set(w.get().saturating_sub(1));
+        let _ = self
+            .0
+            .waiting
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 }
 
@@ -114,20 +137,25 @@ mod tests {
         let a = d.wait();
         let b = d.wait();
         assert!(d.short(), "waiting for a descriptor means they are short");
-        assert_eq!(d.waiting.get(), 2);
+        assert_eq!(d.waiting.load(Ordering::Relaxed), 2);
         drop(a);
-        assert_eq!(d.waiting.get(), 1);
+        assert_eq!(d.waiting.load(Ordering::Relaxed), 1);
         drop(b);
-        assert_eq!(d.waiting.get(), 0);
+        assert_eq!(d.waiting.load(Ordering::Relaxed), 0);
         async_io::block_on(d.admit());
     }
 
     #[test]
     fn shortage_ends_after_a_quiet_spell() {
-        let d = Descriptors::default();
-        d.ran_out_at.set(Some(Instant::now() - SHORTAGE_LASTS));
-        assert!(!d.short());
-        assert_eq!(d.ran_out_at.get(), None);
+        let d = Descriptors {
+            epoch: Instant::now() - SHORTAGE_LASTS - Duration::from_millis(5),
+            ..Descriptors::default()
+        };
+        d.ran_out_at.store(1, Ordering::Relaxed);
+        assert!(!d.short(), "noticed more than SHORTAGE_LASTS ago");
+        assert_eq!(d.ran_out_at.load(Ordering::Relaxed), 0);
+        d.ran_out();
+        assert!(d.short());
     }
 
     #[test]

@@ -84,16 +84,20 @@ pub struct Supervisor {
     signals: Option<Signals>,
     /// The other worker threads (`workers` > 1), told what this one decides.
     followers: Vec<Follower>,
+    /// A follower failed to apply the running plan: offer it again at the next poll.
+    followers_behind: bool,
 }
 
 /// What worker 0's supervisor tells the other workers.
 enum Order {
-    /// Apply this plan (its TCP listeners); answer whether every new socket was bound.
-    Apply(Box<Plan>, Sender<Result<(), String>>),
+    /// Apply this plan (its TCP listeners) as this generation; answer whether every new
+    /// socket was bound.
+    Apply(Box<Plan>, u64, Sender<Result<(), String>>),
     /// Certificate files changed: load them.
     Certs,
-    /// Stop listening (say so on the sender), drain, end the thread.
-    Stop(Sender<()>),
+    /// Stop listening (say so on the sender), drain until the instant given (worker 0's
+    /// drain deadline), end the thread.
+    Stop(Sender<()>, Instant),
 }
 
 /// Another worker thread: its own executor, sockets (SO_REUSEPORT) and copy of the plan,
@@ -159,6 +163,7 @@ impl Supervisor {
             cert_stamps: Vec::new(),
             signals: None,
             followers: Vec::new(),
+            followers_behind: false,
         }
     }
 
@@ -545,19 +550,23 @@ impl Supervisor {
         let plan = Rc::new(loaded.plan);
         if **self.shared.plan.borrow() == *plan && !force {
             log::debug!("config {}: touched but unchanged", self.path.display());
+            if self.followers_behind {
+                self.catch_up(&plan, generation).await;
+            }
             return;
         }
-        if plan.workers != self.shared.plan.borrow().workers {
+        if plan.workers.threads() != self.shared.common.workers {
             log::warn!(
-                "config {}: `workers` changes take effect at the next start (running {})",
+                "config {}: `workers` = {} takes effect at the next start (running {})",
                 self.path.display(),
+                plan.workers.threads(),
                 self.shared.common.workers
             );
         }
         match self.apply(&plan) {
             Ok(()) => {
                 self.shared.generation.set(generation + 1);
-                self.tell_followers(&plan).await;
+                self.catch_up(&plan, generation + 1).await;
                 log::info!(
                     "config applied (generation {}) in {:.1} ms: {}",
                     generation + 1,
@@ -606,41 +615,48 @@ impl Supervisor {
     }
 
     /// Have every other worker apply `plan` too, and wait until they have.
-    async fn tell_followers(&self, plan: &Plan) {
+    /// A follower that fails (a socket it could not bind) keeps its previous config and is
+    /// offered this one again at the next poll, like worker 0 after a failed bind.
+    async fn catch_up(&mut self, plan: &Plan, generation: u64) {
+        let mut behind = false;
         for (i, f) in self.followers.iter().enumerate() {
             let (tx, rx) = smol::channel::bounded(1);
-            if f.orders
-                .try_send(Order::Apply(Box::new(plan.clone()), tx))
-                .is_err()
-            {
+            let order = Order::Apply(Box::new(plan.clone()), generation, tx);
+            if f.orders.try_send(order).is_err() {
                 continue;
             }
             if let Ok(Err(e)) = rx.recv().await {
+                behind = true;
                 log::error!(
-                    "worker {}: {e}; it keeps serving the previous config",
+                    "worker {}: {e}; it keeps serving the previous config, retrying in {POLL_INTERVAL:?}",
                     i + 1
                 );
             }
         }
+        if behind {
+            self.stamp = None;
+        } else if self.followers_behind {
+            log::info!("every worker now serves generation {generation}");
+        }
+        self.followers_behind = behind;
     }
 
     /// A worker other than 0: do as told until told to stop (or until worker 0 is gone).
     async fn follow(mut self, inbox: Receiver<Order>) {
         while let Ok(order) = inbox.recv().await {
             match order {
-                Order::Apply(plan, done) => {
+                Order::Apply(plan, generation, done) => {
                     let result = self.apply(&Rc::new(*plan));
                     if result.is_ok() {
-                        let g = self.shared.generation.get();
-                        self.shared.generation.set(g + 1);
+                        self.shared.generation.set(generation);
                     }
                     let _ = done.try_send(result);
                 }
                 Order::Certs => {
                     self.check_certs();
                 }
-                Order::Stop(stopped) => {
-                    self.shutdown(Some(stopped)).await;
+                Order::Stop(stopped, until) => {
+                    self.shutdown(Some((stopped, until))).await;
                     return;
                 }
             }
@@ -648,9 +664,9 @@ impl Supervisor {
         self.shutdown(None).await;
     }
 
-    /// Stop every listener (this worker's, then the others'), drain, return. `stopped` hears
-    /// when this worker's listeners are closed.
-    async fn shutdown(mut self, stopped: Option<Sender<()>>) {
+    /// Stop every listener (this worker's, then the others'), drain, return. For a follower,
+    /// `told` holds who hears when its listeners are closed and worker 0's drain deadline.
+    async fn shutdown(mut self, told: Option<(Sender<()>, Instant)>) {
         let leader = self.shared.worker == 0;
         let followers = std::mem::take(&mut self.followers);
         let followers_done = || async {
@@ -666,15 +682,18 @@ impl Supervisor {
             .map(|s| s.stats.tcp_active.get())
             .sum::<u64>();
         let deadline = self.shared.plan.borrow().drain_timeout;
+        let until = told
+            .as_ref()
+            .map_or_else(|| Instant::now() + deadline, |t| t.1);
         // Dropping the accept tasks and closing the UDP control channels stops all listeners.
         // UDP loops log their flows' access lines as they end: keep their tasks to await.
         self.running.iter().for_each(stop);
-        if let Some(tx) = stopped {
+        if let Some((tx, _)) = &told {
             let _ = tx.try_send(());
         }
         for f in &followers {
             let (tx, rx) = smol::channel::bounded(1);
-            if f.orders.try_send(Order::Stop(tx)).is_ok() {
+            if f.orders.try_send(Order::Stop(tx, until)).is_ok() {
                 let _ = rx.recv().await;
             }
         }
@@ -706,7 +725,7 @@ impl Supervisor {
                 true
             },
             async {
-                Timer::after(deadline).await;
+                Timer::at(until).await;
                 false
             },
         )

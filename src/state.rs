@@ -17,6 +17,17 @@ use crate::plan::{L4Service, Plan, Target};
 
 thread_local! {
     static EXECUTOR: smol::LocalExecutor<'static> = const { smol::LocalExecutor::new() };
+    /// Which worker this thread is (set by [`Shared::new`]).
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// `""` on worker 0, `" (worker N)"` on the others: for log lines that each worker writes
+/// about its own view (health of upstreams it talks to).
+pub fn worker_tag() -> String {
+    match WORKER.with(Cell::get) {
+        0 => String::new(),
+        n => format!(" (worker {n})"),
+    }
 }
 
 /// Spawn a task on the event-loop thread's executor.
@@ -87,6 +98,8 @@ pub struct Common {
     /// Tickets and sessions of the HTTPS apps without mTLS, made by the first worker that
     /// needs them.
     pub tls_resumption: std::sync::OnceLock<crate::tls::server::Resumption>,
+    /// The process's descriptor supply, as the listeners have found it.
+    pub fds: crate::fds::Descriptors,
 }
 
 impl Common {
@@ -222,7 +235,6 @@ pub struct Shared {
     pub target_load: RefCell<HashMap<Target, usize>>,
     pub resolver: Resolver,
     pub drain: DrainTracker,
-    pub fds: crate::fds::Descriptors,
     pub common: Arc<Common>,
     /// Which worker thread this is (0 runs the supervisor that reads the config).
     pub worker: usize,
@@ -232,6 +244,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(plan: Plan, config_path: String, common: Arc<Common>, worker: usize) -> Rc<Self> {
+        WORKER.with(|w| w.set(worker));
         Rc::new(Shared {
             started: Instant::now(),
             config_path,
@@ -241,7 +254,6 @@ impl Shared {
             slots: RefCell::default(),
             target_load: RefCell::default(),
             drain: DrainTracker::new(),
-            fds: crate::fds::Descriptors::default(),
             common,
             worker,
             http: RefCell::default(),

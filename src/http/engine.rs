@@ -207,8 +207,9 @@ impl UpstreamState {
         h.set_last_error(why.to_owned());
         if let Some(eject) = h.on_failure(Instant::now()) {
             log::warn!(
-                "upstream {}: ejected for {eject:?} after a failure: {why}",
-                self.target
+                "upstream {}{}: ejected for {eject:?} after a failure: {why}",
+                self.target,
+                state::worker_tag()
             );
         }
     }
@@ -476,13 +477,18 @@ async fn check_loop(up: Rc<UpstreamState>, check: HealthCheck, shared: Weak<Shar
         };
         match (transition, &result) {
             (Some(Transition::WentDown), Err(e)) => {
-                log::warn!("upstream {}: health check failed, now down: {e}", up.target);
+                let w = state::worker_tag();
+                log::warn!(
+                    "upstream {}{w}: health check failed, now down: {e}",
+                    up.target
+                );
             }
             (Some(Transition::WentDown), Ok(())) => {
-                log::warn!("upstream {}: now down", up.target);
+                log::warn!("upstream {}{}: now down", up.target, state::worker_tag());
             }
             (Some(Transition::CameUp), _) => {
-                log::info!("upstream {}: health check passed, now up", up.target);
+                let w = state::worker_tag();
+                log::info!("upstream {}{w}: health check passed, now up", up.target);
             }
             (None, _) => {}
         }

@@ -58,9 +58,9 @@ pub async fn accept_loop(
 ) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
-        if shared.fds.short() {
+        if shared.common.fds.short() {
             // Descriptors freed go to the L4 connections waiting for them first (src/fds.rs).
-            shared.fds.admit().await;
+            shared.common.fds.admit().await;
         }
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -85,7 +85,7 @@ pub async fn accept_loop(
                 ) => {}
             Err(e) => {
                 if matches!(e.raw_os_error(), Some(23 | 24)) {
-                    shared.fds.ran_out();
+                    shared.common.fds.ran_out();
                 }
                 log::error!("http {addr}: accept failed: {e}; pausing {backoff:?}");
                 Timer::after(backoff).await;

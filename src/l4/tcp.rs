@@ -34,7 +34,7 @@ pub async fn accept_loop(
         // Out of descriptors or memory: the pending connection stays queued; pause instead
         // of spinning on the same error.
         if out_of_descriptors(&e) {
-            shared.fds.ran_out();
+            shared.common.fds.ran_out();
             relay::drop_spare_pipes();
         }
         log::error!("tcp {addr}: accept failed: {e}; pausing {backoff:?}");
@@ -45,8 +45,10 @@ pub async fn accept_loop(
         // While descriptors are short, the new connection's upstream socket is provided for
         // before it is accepted (see src/fds.rs).
         let mut reserve = Reserve::none();
-        if shared.fds.short() {
-            shared.fds.admit().await;
+        if shared.common.fds.short() {
+            // This thread's kept splice pipes are descriptors the sockets need more.
+            relay::drop_spare_pipes();
+            shared.common.fds.admit().await;
             match Reserve::take(listener.get_ref()) {
                 Ok(r) => reserve = r,
                 Err(e) => {
@@ -348,6 +350,10 @@ async fn connect(
         let Some(target) = route.targets.get(i) else {
             continue;
         };
+        if target.ip.is_none() {
+            // A lookup may run getaddrinfo, which needs descriptors of its own.
+            reserve.release();
+        }
         let addrs = match shared.resolver.resolve(target).await {
             Ok(a) => a,
             Err(e) => {
@@ -378,9 +384,9 @@ async fn connect(
                                 "tcp {peer}: no descriptor for the connection to {target}: {e}; waiting"
                             );
                             relay::drop_spare_pipes();
-                            waiting = Some(shared.fds.wait());
+                            waiting = Some(shared.common.fds.wait());
                         }
-                        shared.fds.ran_out();
+                        shared.common.fds.ran_out();
                         Timer::after(FD_RETRY).await;
                     }
                     Err(e) => {
