@@ -13,13 +13,16 @@ use std::time::{Duration, Instant, SystemTime};
 use async_io::{Async, Timer};
 use async_signal::{Signal, Signals};
 use futures_lite::{StreamExt, future};
-use smol::channel::{Receiver, Sender};
+use smol::channel::Sender;
 
 use crate::http::engine::Engine;
 use crate::l4::udp::UdpControl;
 use crate::plan::{ListenerKey, Plan, Role, Transport, diff_listeners};
 use crate::state::{self, ServiceSlot, Shared};
 use crate::{config, http, l4, logging, status, sys};
+
+mod workers;
+use workers::{Follower, Order};
 
 /// How often the config file is checked for changes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -86,63 +89,6 @@ pub struct Supervisor {
     followers: Vec<Follower>,
     /// A follower failed to apply the running plan: offer it again at the next poll.
     followers_behind: bool,
-}
-
-/// What worker 0's supervisor tells the other workers.
-enum Order {
-    /// Apply this plan (its TCP listeners) as this generation; answer whether every new
-    /// socket was bound.
-    Apply(Box<Plan>, u64, Sender<Result<(), String>>),
-    /// Certificate files changed: load them.
-    Certs,
-    /// Stop listening (say so on the sender), drain until the instant given (worker 0's
-    /// drain deadline), end the thread.
-    Stop(Sender<()>, Instant),
-}
-
-/// Another worker thread: its own executor, sockets (SO_REUSEPORT) and copy of the plan,
-/// and the process-wide counters of [`state::Common`]. It reads no file and takes no
-/// signal; UDP listeners stay with worker 0 (one flow table, exact per-source caps).
-struct Follower {
-    orders: Sender<Order>,
-    /// Closed when the thread has drained and ends.
-    done: Receiver<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Follower {
-    /// Start worker `worker` on `plan`; returns once its sockets are bound.
-    fn spawn(worker: usize, plan: &Plan, shared: &Shared, path: &Path) -> Result<Self, String> {
-        let (orders, inbox) = smol::channel::unbounded();
-        let (done_tx, done) = smol::channel::bounded::<()>(1);
-        let (started_tx, started) = std::sync::mpsc::channel();
-        let (plan, common) = (plan.clone(), shared.common.clone());
-        let (file, path) = (shared.config_path.clone(), path.to_owned());
-        let thread = std::thread::Builder::new()
-            .name(format!("sluice-worker-{worker}"))
-            .spawn(move || {
-                let _done = done_tx;
-                let mut me = Supervisor::new(Shared::new(plan, file, common, worker), path);
-                let plan = me.shared.plan.borrow().clone();
-                let started = me.apply(&plan);
-                let ok = started.is_ok();
-                let _ = started_tx.send(started);
-                if ok {
-                    me.shared.generation.set(1);
-                    state::block_on(me.follow(inbox));
-                }
-            })
-            .map_err(|e| format!("worker {worker}: cannot start its thread: {e}"))?;
-        match started.recv() {
-            Ok(Ok(())) => Ok(Follower {
-                orders,
-                done,
-                thread,
-            }),
-            Ok(Err(e)) => Err(format!("worker {worker}: {e}")),
-            Err(_) => Err(format!("worker {worker} ended while starting")),
-        }
-    }
 }
 
 /// Take over the signals the supervisor handles.
@@ -615,55 +561,6 @@ impl Supervisor {
     }
 
     /// Have every other worker apply `plan` too, and wait until they have.
-    /// A follower that fails (a socket it could not bind) keeps its previous config and is
-    /// offered this one again at the next poll, like worker 0 after a failed bind.
-    async fn catch_up(&mut self, plan: &Plan, generation: u64) {
-        let mut behind = false;
-        for (i, f) in self.followers.iter().enumerate() {
-            let (tx, rx) = smol::channel::bounded(1);
-            let order = Order::Apply(Box::new(plan.clone()), generation, tx);
-            if f.orders.try_send(order).is_err() {
-                continue;
-            }
-            if let Ok(Err(e)) = rx.recv().await {
-                behind = true;
-                log::error!(
-                    "worker {}: {e}; it keeps serving the previous config, retrying in {POLL_INTERVAL:?}",
-                    i + 1
-                );
-            }
-        }
-        if behind {
-            self.stamp = None;
-        } else if self.followers_behind {
-            log::info!("every worker now serves generation {generation}");
-        }
-        self.followers_behind = behind;
-    }
-
-    /// A worker other than 0: do as told until told to stop (or until worker 0 is gone).
-    async fn follow(mut self, inbox: Receiver<Order>) {
-        while let Ok(order) = inbox.recv().await {
-            match order {
-                Order::Apply(plan, generation, done) => {
-                    let result = self.apply(&Rc::new(*plan));
-                    if result.is_ok() {
-                        self.shared.generation.set(generation);
-                    }
-                    let _ = done.try_send(result);
-                }
-                Order::Certs => {
-                    self.check_certs();
-                }
-                Order::Stop(stopped, until) => {
-                    self.shutdown(Some((stopped, until))).await;
-                    return;
-                }
-            }
-        }
-        self.shutdown(None).await;
-    }
-
     /// Stop every listener (this worker's, then the others'), drain, return. For a follower,
     /// `told` holds who hears when its listeners are closed and worker 0's drain deadline.
     async fn shutdown(mut self, told: Option<(Sender<()>, Instant)>) {
