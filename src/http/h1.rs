@@ -39,6 +39,7 @@ pub use body::{BodyDecoder, ChunkedDecoder, Decoded, LengthBody, write_chunk, wr
 pub use write::{remove_hop_by_hop, set_body_framing, write_request_head, write_response_head};
 
 use fields::{Halt, has_token, take_line};
+pub use fields::{header_map, recycle};
 
 /// Longest request line, CRLF included: longer targets are rejected with 414 (nginx's
 /// large_client_header_buffers default is 8 KiB; browsers cap URLs well below this).
@@ -241,6 +242,19 @@ pub struct ResponseHead {
     pub framing: BodyFraming,
     /// The upstream connection can be reused after this response's body.
     pub keep_alive: bool,
+}
+
+/// A head's map goes back to the thread's spare list ([`recycle`]).
+impl Drop for RequestHead {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.headers));
+    }
+}
+
+impl Drop for ResponseHead {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.headers));
+    }
 }
 
 impl ResponseHead {

@@ -855,3 +855,28 @@ fn byte_class_table_matches_the_rfc_grammar() {
         );
     }
 }
+
+#[test]
+fn recycled_header_maps_come_back_empty_and_oversized_ones_are_not_kept() {
+    let mut m = header_map();
+    m.insert(HOST, HeaderValue::from_static("a.example"));
+    m.append("x-a", HeaderValue::from_static("1"));
+    let kept = m.capacity();
+    recycle(m);
+    let again = header_map();
+    assert!(again.is_empty(), "no field of the earlier head: {again:?}");
+    assert_eq!(
+        again.capacity(),
+        kept,
+        "the same allocation, taken from the spare list"
+    );
+
+    let mut big = HeaderMap::with_capacity(500);
+    big.insert(HOST, HeaderValue::from_static("b.example"));
+    recycle(big);
+    let next = header_map();
+    assert!(
+        next.capacity() < 500,
+        "a map grown past the bound is dropped, not kept"
+    );
+}

@@ -138,7 +138,8 @@ where
             },
         };
         add(&up.requests, 1);
-        let mut headers = head.headers.clone();
+        let mut headers = h1::header_map();
+        headers.extend(head.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
         let fcx = ForwardContext {
             peer: cx.peer,
             local: cx.local,
@@ -166,6 +167,7 @@ where
         h1::set_body_framing(&mut headers, out_framing);
         let mut wire = Vec::with_capacity(1024);
         h1::write_request_head(&mut wire, &head.method, &target, &headers);
+        h1::recycle(headers);
         if let Err(e) = send(&mut upstream.io, &wire, t.upstream_response).await {
             if reused {
                 again = Some(idx);
@@ -417,7 +419,7 @@ async fn relay_response<S>(
     client: &mut BufStream<S>,
     upstream: &mut BufStream<Upstream>,
     req: &RequestHead,
-    resp: ResponseHead,
+    mut resp: ResponseHead,
     up: &UpstreamState,
     state: &RouteState,
     route: &HttpRoute,
@@ -431,7 +433,7 @@ where
 {
     let t = engine.plan.timeouts;
     access.status = resp.status.as_u16();
-    let mut headers = resp.headers;
+    let mut headers = std::mem::take(&mut resp.headers);
     if resp.status == StatusCode::SWITCHING_PROTOCOLS {
         if !req.upgrade {
             let why = "the upstream switched protocols without being asked";
@@ -497,6 +499,7 @@ where
     }
     let mut wire = Vec::with_capacity(1024);
     h1::write_response_head(&mut wire, resp.status, &headers);
+    h1::recycle(headers);
     access.bytes_out += wire.len() as u64;
     let mut dec = BodyDecoder::new(resp.framing, u64::MAX).map_err(|_| ())?;
     // Body bytes that came with the head go out in the same write (one syscall for a small
