@@ -22,6 +22,11 @@ const SHORTAGE_LASTS: Duration = Duration::from_secs(2);
 /// How often a careful listener looks whether the waiting connections got their descriptor.
 const ADMIT_POLL: Duration = Duration::from_millis(10);
 
+/// EMFILE or ENFILE: this process or the whole system has no descriptor left.
+pub fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
 /// What the listeners know about the descriptor supply. The limit is the process's, so with
 /// several workers this is shared by all of them (in [`crate::state::Common`]).
 pub struct Descriptors {
@@ -121,7 +126,8 @@ impl Reserve {
         self.0 = None;
     }
 
-    pub fn holds(&self) -> bool {
+    #[cfg(test)]
+    fn holds(&self) -> bool {
         self.0.is_some()
     }
 }

@@ -161,9 +161,9 @@ impl Supervisor {
     /// changes, so a bind failure leaves the old configuration untouched.
     fn apply(&mut self, plan: &Rc<Plan>) -> Result<(), String> {
         let old_keys: Vec<ListenerKey> = self.running.iter().map(|r| r.key).collect();
-        let leader = self.shared.worker == 0;
         let mut wanted = plan.listeners();
-        wanted.retain(|k| leader || k.transport == Transport::Tcp);
+        // UDP listeners stay with worker 0 (one flow table).
+        wanted.retain(|k| state::worker() == 0 || k.transport == Transport::Tcp);
         let diff = diff_listeners(&old_keys, &wanted);
 
         // Draining UDP listeners whose loop has ended are gone for good (their socket is
@@ -231,7 +231,7 @@ impl Supervisor {
                 r.slot = slot;
                 r.task = Some(task);
                 log::log!(
-                    quiet_unless(leader),
+                    state::leader_level(log::Level::Info),
                     "tcp {}: socket kept, now serving {}",
                     new.addr,
                     job(new.role)
@@ -259,7 +259,7 @@ impl Supervisor {
                 Transport::Tcp => {
                     stop(&r);
                     log::log!(
-                        quiet_unless(leader),
+                        state::leader_level(log::Level::Info),
                         "tcp {}: listener removed; open connections continue",
                         key.addr
                     );
@@ -416,8 +416,8 @@ impl Supervisor {
     }
 
     /// A changed certificate or key file reloads the certificates only: new handshakes use
-    /// the new ones, open connections are untouched, a broken file keeps its old one.
-    /// Whether any had changed.
+    /// the new ones, open connections are untouched, a broken file keeps its old one. Returns
+    /// whether any had changed.
     fn check_certs(&mut self) -> bool {
         let now = self.cert_files();
         if now == self.cert_stamps {
@@ -430,7 +430,7 @@ impl Supervisor {
                 .map(|(p, _)| p.display().to_string())
                 .collect();
             log::log!(
-                quiet_unless(self.shared.worker == 0),
+                state::leader_level(log::Level::Info),
                 "certificate files changed ({}); reloading them",
                 changed.join(", ")
             );
@@ -560,11 +560,9 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Have every other worker apply `plan` too, and wait until they have.
     /// Stop every listener (this worker's, then the others'), drain, return. For a follower,
     /// `told` holds who hears when its listeners are closed and worker 0's drain deadline.
     async fn shutdown(mut self, told: Option<(Sender<()>, Instant)>) {
-        let leader = self.shared.worker == 0;
         let followers = std::mem::take(&mut self.followers);
         let followers_done = || async {
             for f in &followers {
@@ -612,7 +610,7 @@ impl Supervisor {
         })
         .await;
         log::log!(
-            quiet_unless(leader),
+            state::leader_level(log::Level::Info),
             "draining {open} open connection(s), up to {deadline:?}"
         );
         let drained = future::or(
@@ -628,7 +626,8 @@ impl Supervisor {
         )
         .await;
         if drained {
-            log::log!(quiet_unless(leader), "all connections closed; exiting");
+            let level = state::leader_level(log::Level::Info);
+            log::log!(level, "all connections closed; exiting");
         } else {
             let left = self
                 .shared
@@ -638,11 +637,7 @@ impl Supervisor {
                 .map(|s| s.stats.tcp_active.get())
                 .sum::<u64>();
             log::log!(
-                if leader {
-                    log::Level::Warn
-                } else {
-                    log::Level::Debug
-                },
+                state::leader_level(log::Level::Warn),
                 "drain timeout: closing {left} connection(s); exiting"
             );
             // Let the cut connections write their access lines before the process ends.
@@ -689,14 +684,5 @@ fn backlog_of(plan: &Plan, key: &ListenerKey) -> u32 {
         Role::L4(i) => plan.l4.get(i).map_or(1024, |s| s.tcp.backlog),
         Role::Status => 64,
         Role::Http | Role::Https => plan.http.as_ref().map_or(1024, |h| h.tcp_listen_backlog),
-    }
-}
-
-/// Info for worker 0; debug for the others, whose lines would repeat worker 0's.
-fn quiet_unless(leader: bool) -> log::Level {
-    if leader {
-        log::Level::Info
-    } else {
-        log::Level::Debug
     }
 }

@@ -17,16 +17,30 @@ use crate::plan::{L4Service, Plan, Target};
 
 thread_local! {
     static EXECUTOR: smol::LocalExecutor<'static> = const { smol::LocalExecutor::new() };
-    /// Which worker this thread is (set by [`Shared::new`]).
+    /// Which worker this thread is (set by [`Shared::new`], which runs on it).
     static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Which worker thread this is: 0 reads the config and takes the signals.
+pub fn worker() -> usize {
+    WORKER.with(Cell::get)
 }
 
 /// `""` on worker 0, `" (worker N)"` on the others: for log lines that each worker writes
 /// about its own view (health of upstreams it talks to).
 pub fn worker_tag() -> String {
-    match WORKER.with(Cell::get) {
+    match worker() {
         0 => String::new(),
         n => format!(" (worker {n})"),
+    }
+}
+
+/// `level` on worker 0; debug on the others, for lines that would repeat worker 0's.
+pub fn leader_level(level: log::Level) -> log::Level {
+    if worker() == 0 {
+        level
+    } else {
+        log::Level::Debug
     }
 }
 
@@ -236,8 +250,6 @@ pub struct Shared {
     pub resolver: Resolver,
     pub drain: DrainTracker,
     pub common: Arc<Common>,
-    /// Which worker thread this is (0 runs the supervisor that reads the config).
-    pub worker: usize,
     /// The HTTP engine of the running plan (`None` without HTTP listeners).
     pub http: RefCell<Option<Rc<crate::http::engine::Engine>>>,
 }
@@ -255,7 +267,6 @@ impl Shared {
             target_load: RefCell::default(),
             drain: DrainTracker::new(),
             common,
-            worker,
             http: RefCell::default(),
         })
     }

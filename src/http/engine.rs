@@ -285,8 +285,6 @@ pub struct Engine {
     /// when a certificate file changes, without a reload.
     pub tls: RefCell<Option<Rc<TlsServer>>>,
     common: Arc<Common>,
-    /// Worker 0's engine (the others log less).
-    leader: bool,
     /// Active health checks; cancelled when a reload replaces the engine (an old engine
     /// may live on a while in the requests it serves).
     checks: RefCell<Vec<smol::Task<()>>>,
@@ -363,11 +361,9 @@ impl Engine {
             }
         }
         let tls = old.and_then(|o| o.tls.borrow().clone());
-        let leader = shared.worker == 0;
-        let tls = build_tls(&plan, tls.as_deref(), &shared.common, leader);
+        let tls = build_tls(&plan, tls.as_deref(), &shared.common);
         Engine {
             common: shared.common.clone(),
-            leader,
             tls: RefCell::new(tls),
             plan: Rc::new(plan),
             routes,
@@ -393,7 +389,7 @@ impl Engine {
     pub fn reload_tls(&self) {
         *self.upstream_tls.borrow_mut() = Rc::new(UpstreamTls::new());
         let old = self.tls.borrow().clone();
-        let new = build_tls(&self.plan, old.as_deref(), &self.common, self.leader);
+        let new = build_tls(&self.plan, old.as_deref(), &self.common);
         *self.tls.borrow_mut() = new;
     }
 
@@ -424,23 +420,14 @@ impl Engine {
 /// The TLS side of `plan`, logging what failed to load.
 /// The TLS side of `plan`, logging what failed to load (worker 0 only: the others load
 /// the same files).
-fn build_tls(
-    plan: &HttpPlan,
-    old: Option<&TlsServer>,
-    common: &Common,
-    leader: bool,
-) -> Option<Rc<TlsServer>> {
+fn build_tls(plan: &HttpPlan, old: Option<&TlsServer>, common: &Common) -> Option<Rc<TlsServer>> {
     if !plan.apps.iter().any(|a| a.tls.is_some()) {
         return None;
     }
     let first = common.tls_resumption.get_or_init(Resumption::for_all_apps);
     let (server, warnings) = TlsServer::resuming(plan, old, first.clone());
     for w in warnings {
-        if leader {
-            log::warn!("{w}");
-        } else {
-            log::debug!("{w}");
-        }
+        log::log!(state::leader_level(log::Level::Warn), "{w}");
     }
     Some(Rc::new(server))
 }

@@ -84,7 +84,7 @@ pub async fn accept_loop(
                     io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
                 ) => {}
             Err(e) => {
-                if matches!(e.raw_os_error(), Some(23 | 24)) {
+                if crate::fds::out_of_descriptors(&e) {
                     shared.common.fds.ran_out();
                 }
                 log::error!("http {addr}: accept failed: {e}; pausing {backoff:?}");

@@ -11,7 +11,7 @@ use async_io::{Async, Timer};
 use futures_lite::{AsyncWriteExt, future};
 
 use crate::balance::{self, Pick};
-use crate::fds::Reserve;
+use crate::fds::{Reserve, out_of_descriptors};
 use crate::l4::proxy_protocol::{self, ProxiedAddrs};
 use crate::l4::{mux, relay};
 use crate::plan::{L4Service, Protocol, ProxyVersion, Route, Target};
@@ -32,10 +32,9 @@ pub async fn accept_loop(
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let pause = async |e: io::Error, backoff: &mut Duration| {
         // Out of descriptors or memory: the pending connection stays queued; pause instead
-        // of spinning on the same error.
+        // of spinning on the same error (the loop drops its kept pipes while short).
         if out_of_descriptors(&e) {
             shared.common.fds.ran_out();
-            relay::drop_spare_pipes();
         }
         log::error!("tcp {addr}: accept failed: {e}; pausing {backoff:?}");
         Timer::after(*backoff).await;
@@ -90,11 +89,6 @@ pub async fn accept_loop(
 
 /// How long a connection waits for a file descriptor before trying again.
 const FD_RETRY: Duration = Duration::from_millis(50);
-
-/// EMFILE or ENFILE: this process or the whole system has no descriptor left.
-fn out_of_descriptors(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(23 | 24))
-}
 
 fn is_transient(e: &io::Error) -> bool {
     matches!(
