@@ -65,6 +65,76 @@ fn requests_from_many_client_connections_share_pooled_upstream_connections() {
     );
 }
 
+/// Read one request (head and `Content-Length` body) from a backend-side socket; returns
+/// the head and the body.
+fn read_request(s: &mut std::net::TcpStream) -> (String, Vec<u8>) {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed before a request head: {got:?}");
+        got.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    while got.len() < head_end + len {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed inside a request body");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    (head, got[head_end..head_end + len].to_vec())
+}
+
+#[test]
+fn a_pooled_connection_the_upstream_closed_is_not_used_for_the_next_request() {
+    use std::io::Write;
+    use std::sync::mpsc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed_rx) = mpsc::channel();
+    let backend = std::thread::spawn(move || {
+        // First connection: one keep-alive response, then the upstream closes it while it
+        // waits in sluice's pool (as a backend's keep-alive timeout does).
+        let (mut s, _) = listener.accept().unwrap();
+        let (head, _) = read_request(&mut s);
+        assert!(head.starts_with("GET /first "), "{head}");
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+            .unwrap();
+        drop(s);
+        closed_tx.send(()).unwrap();
+        // A POST is not retried once sent: it must arrive on a fresh connection.
+        let (mut s, _) = listener.accept().unwrap();
+        let (head, body) = read_request(&mut s);
+        assert!(head.starts_with("POST /second "), "{head}");
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+            .unwrap();
+        body
+    });
+    let port = free_port();
+    let _sluice = Sluice::start(&app1_config(port, &[addr], "none", ""));
+
+    let mut conn = HttpConn::connect(local(port));
+    let r = conn.get("/first");
+    assert_eq!((r.status(), r.text().as_str()), (200, "first"), "{r:?}");
+    closed_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the backend closed its first connection");
+    let r = conn.request("POST", "/second", APP1, &[], b"payload");
+    assert_eq!((r.status(), r.text().as_str()), (200, "second"), "{r:?}");
+    assert_eq!(backend.join().unwrap(), b"payload");
+}
+
 #[test]
 fn refused_upstream_fails_over_to_the_next() {
     let b = HttpBackend::start("B");
