@@ -15,7 +15,7 @@ APT_INSTALL = $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteracti
 	apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends
 
 .PHONY: deps deps-rust deps-test deps-musl build release run check-config \
-	test fmt clippy static size fuzz bench
+	test fmt clippy static small size fuzz bench
 
 ## Dependencies -------------------------------------------------------------
 
@@ -65,18 +65,28 @@ run: release
 check-config: release
 	./target/release/sluice --check -c $(CONFIG)
 
-# Static musl binary; fails unless ldd confirms there is nothing to load.
-static: deps-musl
-	CC_x86_64_unknown_linux_musl="$$(command -v x86_64-linux-musl-gcc || command -v musl-gcc)" \
-	  cargo build --release --target $(MUSL_TARGET)
-	@out="$$(ldd $(STATIC_BIN) 2>&1 || true)"; echo "ldd $(STATIC_BIN):"; echo "$$out"; \
+# Static musl binaries: `static` is the speed-first release build, `small` the size-first
+# one (opt-level "z") for routers with little flash. Each fails unless ldd confirms there is
+# nothing to load, and prints its size.
+MUSL_CC = CC_x86_64_unknown_linux_musl="$$(command -v x86_64-linux-musl-gcc || command -v musl-gcc)"
+define check_static
+	@out="$$(ldd $(1) 2>&1 || true)"; echo "ldd $(1):"; echo "$$out"; \
 	echo "$$out" | grep -Eq 'not a dynamic executable|statically linked' || \
-	  { echo "error: $(STATIC_BIN) is not static" >&2; exit 1; }
-	@ls -l $(STATIC_BIN)
+	  { echo "error: $(1) is not static" >&2; exit 1; }
+	@b=$$(stat -c %s $(1)); \
+	echo "$(1): $$b bytes, $$(awk "BEGIN { printf \"%.2f\", $$b / 1048576 }") MiB"
+endef
+
+static: deps-musl
+	$(MUSL_CC) cargo build --release --target $(MUSL_TARGET)
+	$(call check_static,$(STATIC_BIN))
+
+SMALL_BIN := target/$(MUSL_TARGET)/small/sluice
+small: deps-musl
+	$(MUSL_CC) cargo build --profile small --target $(MUSL_TARGET)
+	$(call check_static,$(SMALL_BIN))
 
 size: static
-	@b=$$(stat -c %s $(STATIC_BIN)); \
-	echo "$(STATIC_BIN): $$b bytes, $$(awk "BEGIN { printf \"%.2f\", $$b / 1048576 }") MiB"
 
 ## Checks -------------------------------------------------------------------
 
@@ -111,5 +121,5 @@ fuzz: deps-rust
 # installs what it needs from Debian, prints a markdown report and writes bench/RESULTS.md.
 # BENCH_QUICK=1 for a ~2-minute check (writes bench/RESULTS.quick.md); other knobs
 # (BENCH_RUNS, BENCH_SECONDS, BENCH_SCENARIOS, ...) are listed at the top of bench/run.sh.
-bench: static
+bench: static small
 	bench/run.sh

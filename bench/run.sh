@@ -27,6 +27,8 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
 TOOL="python3 $BENCH_DIR/benchtool.py"
 SLUICE=${SLUICE:-$ROOT/target/x86_64-unknown-linux-musl/release/sluice}
+# The size-first build (`make small`), reported beside the measured one in the size table.
+SLUICE_SMALL=${SLUICE_SMALL:-$ROOT/target/x86_64-unknown-linux-musl/small/sluice}
 
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then
     RUNS=${BENCH_RUNS:-1} SECS=${BENCH_SECONDS:-2} IDLE_L4=${BENCH_IDLE_L4:-2000}
@@ -610,6 +612,9 @@ scenario_size() {
             note size_bin "$kind" "static"
         else
             note size_bin "$kind" "dynamically linked ($(ldd "$bin" | grep -c '=>') libs)"
+        fi
+        if [[ $kind == sluice && -x $SLUICE_SMALL ]]; then
+            note size_bin sluice "size-first build (make small): $(stat -c %s "$SLUICE_SMALL") bytes"
         fi
     done
 }
