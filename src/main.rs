@@ -8,6 +8,11 @@ use std::process::ExitCode;
 use argh::FromArgs;
 use sluice::{config, logging, reload, state};
 
+/// malloc with a per-thread cache of small freed blocks (src/sys/alloc.rs): musl's
+/// allocator is slow per call, and a proxied request allocates dozens of times.
+#[global_allocator]
+static ALLOCATOR: sluice::sys::alloc::Cached = sluice::sys::alloc::Cached;
+
 /// sluice: L4 TCP/UDP reverse proxy with a protocol multiplexer. Set the log level with the
 /// SLUICE_LOG environment variable (error, warn, info, debug, trace; default info).
 #[derive(FromArgs)]

@@ -1,6 +1,9 @@
-//! The only module with `unsafe`: socket creation with our options (rustix) and UDP
-//! send/receive with IP_PKTINFO/IPV6_PKTINFO (libc, which rustix does not cover). Does IO.
+//! The only module with `unsafe`: socket creation with our options (rustix), UDP
+//! send/receive with IP_PKTINFO/IPV6_PKTINFO (libc, which rustix does not cover), and the
+//! binary's global allocator (`alloc`). Does IO.
 #![allow(unsafe_code)]
+
+pub mod alloc;
 
 use std::io;
 use std::mem::{size_of, zeroed};
