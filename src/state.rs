@@ -52,10 +52,8 @@ pub fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> smol::Task<T
 /// Run `fut` (and every task it spawns) on this thread until it completes.
 pub fn block_on<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
     // A worker thread caches freed small blocks for its own next allocations while it runs.
-    crate::sys::alloc::cache_this_thread(true);
-    let out = EXECUTOR.with(|ex| async_io::block_on(ex.run(fut)));
-    crate::sys::alloc::cache_this_thread(false);
-    out
+    let _cache = crate::sys::alloc::ThreadCache::on();
+    EXECUTOR.with(|ex| async_io::block_on(ex.run(fut)))
 }
 
 /// A counter every worker thread updates (relaxed: a statistic or a limit, never a lock).
