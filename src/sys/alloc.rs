@@ -38,7 +38,7 @@ const fn class_size(c: usize) -> usize {
 }
 
 /// Blocks larger than this are not cached.
-pub const MAX_CACHED: usize = class_size(CLASSES - 1);
+const MAX_CACHED: usize = class_size(CLASSES - 1);
 
 /// `CLASS_BY_UNITS[u]`: the smallest class of at least `u` units.
 const CLASS_BY_UNITS: [u8; 256] = {
@@ -160,7 +160,7 @@ fn pop(c: usize) -> Option<*mut u8> {
             if block.is_null() {
                 return None;
             }
-            // SAFETY: blocks in a list are live malloc blocks of at least 16 bytes whose
+            // SAFETY: blocks in a list are live malloc blocks of at least 28 bytes whose
             // first word `push` set to the next block.
             list.head.set(unsafe { block.cast::<*mut u8>().read() });
             list.len.set(list.len.get() - 1);
@@ -181,7 +181,7 @@ fn push(c: usize, block: *mut u8) -> bool {
             if list.len.get() >= cap(c) {
                 return false;
             }
-            // SAFETY: the caller gives up `block`, a malloc block of `class_size(c)` ≥ 16
+            // SAFETY: the caller gives up `block`, a malloc block of `class_size(c)` ≥ 28
             // bytes, aligned for a pointer.
             unsafe { block.cast::<*mut u8>().write(list.head.get()) };
             list.head.set(block);
@@ -203,10 +203,10 @@ fn block_layout(c: usize, align: usize) -> Layout {
 pub struct Cached;
 
 // SAFETY: cached blocks are malloc blocks at least as large and as aligned as the layouts
-// they serve (`class_size(cached_class(l)) >= l.size()`, alignment ≤ 16 = malloc's); all
-// others go to `System` unchanged.
+// they serve (`class_size(cached_class(l)) >= l.size()`, alignment ≤ `MALLOC_ALIGN`, which
+// every malloc block has); all others go to `System` unchanged. The methods are kept out of
+// line: inlined at every allocation site they cost about 100 KiB of binary.
 unsafe impl GlobalAlloc for Cached {
-    // Out of line: inlined at every allocation site it would cost 100 KiB of binary.
     #[inline(never)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match cached_class(&layout) {
@@ -237,7 +237,6 @@ unsafe impl GlobalAlloc for Cached {
         }
     }
 
-    // Out of line: inlined at every allocation site it would cost 100 KiB of binary.
     #[inline(never)]
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         match cached_class(&layout) {
@@ -252,7 +251,6 @@ unsafe impl GlobalAlloc for Cached {
         }
     }
 
-    // Out of line: inlined at every allocation site it would cost 100 KiB of binary.
     #[inline(never)]
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
