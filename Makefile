@@ -67,7 +67,8 @@ check-config: release
 
 # Static musl binaries: `static` is the speed-first release build, `small` the size-first
 # one (opt-level "z") for routers with little flash. Each fails unless ldd confirms there is
-# nothing to load, and prints its size.
+# nothing to load and the binary checks the example config (it runs our own memcpy), and
+# prints its size.
 MUSL_CC = CC_x86_64_unknown_linux_musl="$$(command -v x86_64-linux-musl-gcc || command -v musl-gcc)"
 define check_static
 	@out="$$(ldd $(1) 2>&1 || true)"; echo "ldd $(1):"; echo "$$out"; \
@@ -75,6 +76,8 @@ define check_static
 	  { echo "error: $(1) is not static" >&2; exit 1; }
 	@b=$$(stat -c %s $(1)); \
 	echo "$(1): $$b bytes, $$(awk "BEGIN { printf \"%.2f\", $$b / 1048576 }") MiB"
+	@$(1) --check -c $(CONFIG) >/dev/null || \
+	  { echo "error: $(1) could not check $(CONFIG): a broken build? (e.g. src/sys/mem.rs)" >&2; exit 1; }
 endef
 
 static: deps-musl

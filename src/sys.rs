@@ -1,9 +1,11 @@
 //! The only module with `unsafe`: socket creation with our options (rustix), UDP
 //! send/receive with IP_PKTINFO/IPV6_PKTINFO (libc, which rustix does not cover), and the
-//! binary's global allocator (`alloc`). Does IO.
+//! binary's global allocator (`alloc`), and `memcpy`/`memmove` for the static x86_64 build
+//! (`mem`). Does IO.
 #![allow(unsafe_code)]
 
 pub mod alloc;
+pub mod mem;
 
 use std::io;
 use std::mem::{size_of, zeroed};
