@@ -1,5 +1,5 @@
 //! The only module with `unsafe`: socket creation with our options (rustix), UDP
-//! send/receive with IP_PKTINFO/IPV6_PKTINFO (libc, which rustix does not cover), and the
+//! send/receive with IP_PKTINFO/IPV6_PKTINFO (libc, which rustix does not cover), the
 //! binary's global allocator (`alloc`), and `memcpy`/`memmove` for the static x86_64 build
 //! (`mem`). Does IO.
 #![allow(unsafe_code)]
