@@ -165,7 +165,11 @@ impl UpstreamState {
                 UpstreamIo::Plain(tcp) => is_quiet(tcp.get_ref()),
                 // TLS 1.3 servers send session tickets after the handshake: a TCP peek would
                 // always see bytes; read them through TLS instead.
-                UpstreamIo::Tls(tls) => crate::tls::client::idle_usable(tls.as_mut()).await,
+                UpstreamIo::Tls(tls) => {
+                    // A real read, whatever the socket's last readiness said.
+                    tls.get_ref().0.recheck();
+                    crate::tls::client::idle_usable(tls.as_mut()).await
+                }
             };
             if usable {
                 return Some(stream);

@@ -15,6 +15,7 @@ use http::{Method, StatusCode};
 
 pub use super::access::Access;
 use super::conn::{BufStream, HalfClose};
+use super::edge::EdgeStream;
 use super::engine::{ClientSlot, Engine};
 use super::h1::{self, H1Error, Parsed, RequestHead, TargetForm};
 pub use super::local::answer_error;
@@ -66,6 +67,13 @@ pub async fn accept_loop(
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 let _ = stream.get_ref().set_nodelay(true);
+                let stream = match EdgeStream::new(stream) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        log::warn!("http {peer} -> {addr}: dropped: cannot watch the socket: {e}");
+                        continue;
+                    }
+                };
                 let cx = ConnInfo {
                     peer,
                     local: addr,

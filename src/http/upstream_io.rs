@@ -6,24 +6,29 @@ use std::net::TcpStream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use async_io::Async;
 use futures_lite::{AsyncRead, AsyncWrite};
 use futures_rustls::client::TlsStream;
 
 use super::conn::HalfClose;
+use super::edge::EdgeStream;
 
 pub enum UpstreamIo {
-    Plain(Async<TcpStream>),
-    Tls(Box<TlsStream<Async<TcpStream>>>),
+    Plain(EdgeStream),
+    Tls(Box<TlsStream<EdgeStream>>),
 }
 
 impl UpstreamIo {
+    /// The socket underneath.
+    pub fn edge(&self) -> &EdgeStream {
+        match self {
+            UpstreamIo::Plain(s) => s,
+            UpstreamIo::Tls(s) => s.get_ref().0,
+        }
+    }
+
     /// The TCP connection underneath (for liveness checks and socket options).
     pub fn tcp(&self) -> &TcpStream {
-        match self {
-            UpstreamIo::Plain(s) => s.get_ref(),
-            UpstreamIo::Tls(s) => s.get_ref().0.get_ref(),
-        }
+        self.edge().get_ref()
     }
 }
 
@@ -70,11 +75,5 @@ impl AsyncWrite for UpstreamIo {
 impl HalfClose for UpstreamIo {
     fn shut_write(&self) -> io::Result<()> {
         self.tcp().shutdown(std::net::Shutdown::Write)
-    }
-
-    fn forget_readiness(&self) {
-        if let UpstreamIo::Plain(s) = self {
-            s.forget_readiness();
-        }
     }
 }

@@ -241,6 +241,13 @@ async fn handle(
             https: detected.protocol == Protocol::Tls,
             sni: None,
         };
+        let client = match http::edge::EdgeStream::new(client) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("tcp {src} -> {listener}: dropped: cannot watch the socket: {e}");
+                return log.log(buf.len() as u64, 0, "error");
+            }
+        };
         // Boxed, like the probing below: an awaited future is laid out inside this one, and
         // every relayed connection would carry the HTTP engine's state (9 KiB) while idle.
         return if cx.https {
