@@ -103,17 +103,25 @@ const HOP_BY_HOP: [&str; 7] = [
 /// an option). With `keep_upgrade` (forwarding an accepted upgrade request or its 101)
 /// `Upgrade` stays and Connection becomes exactly `upgrade`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Most messages carry none of them: one pass over the names is cheaper than hashing
-    // each of the seven for a removal.
-    if headers.keys().any(|n| HOP_BY_HOP.contains(&n.as_str())) {
-        remove_named_hop_by_hop(headers, keep_upgrade);
+    // Most messages carry few of them (a response's `Connection: keep-alive`): one pass over
+    // the names notes which are there, and only those are hashed for a removal.
+    let mut present = 0u8;
+    for name in headers.keys() {
+        let name = name.as_str();
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present != 0 {
+        remove_named_hop_by_hop(headers, keep_upgrade, present);
     }
     if keep_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
 }
 
-fn remove_named_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+/// `present`: bit `i` set when `HOP_BY_HOP[i]` is among the fields.
+fn remove_named_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, present: u8) {
     // Tokens that name a field removed anyway (`keep-alive`, `upgrade`) or none (`close`)
     // need no HeaderName of their own.
     let named: Vec<HeaderName> = list(headers, &CONNECTION)
@@ -130,8 +138,8 @@ fn remove_named_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        if keep_upgrade && name == UPGRADE.as_str() {
+    for (i, name) in HOP_BY_HOP.into_iter().enumerate() {
+        if present & (1 << i) == 0 || (keep_upgrade && name == UPGRADE.as_str()) {
             continue;
         }
         headers.remove(name);
