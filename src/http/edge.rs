@@ -195,16 +195,6 @@ impl EdgeStream {
         &self.tcp
     }
 
-    /// Whether the set has reported nothing since a read drained the socket: no bytes, no
-    /// end of the stream (as of the driver's last pass).
-    pub fn drained_and_quiet(&self) -> bool {
-        self.reactor
-            .slots
-            .borrow()
-            .get(self.key)
-            .is_some_and(|s| !s.readable && !s.ended)
-    }
-
     /// Let the next read ask the kernel even if the socket was drained and the set has
     /// reported nothing since (that report may still be on its way).
     pub fn recheck(&self) {

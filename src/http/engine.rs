@@ -162,9 +162,7 @@ impl UpstreamState {
             }
             let mut stream = idle.stream;
             let usable = match &mut stream.io {
-                // Drained, and no event since: quiet without asking the kernel (an idle
-                // socket the upstream closes gets an event). Otherwise a peek decides.
-                UpstreamIo::Plain(tcp) => tcp.drained_and_quiet() || is_quiet(tcp.get_ref()),
+                UpstreamIo::Plain(tcp) => is_quiet(tcp.get_ref()),
                 // TLS 1.3 servers send session tickets after the handshake: a TCP peek would
                 // always see bytes; read them through TLS instead.
                 UpstreamIo::Tls(tls) => {
