@@ -35,6 +35,9 @@ use crate::state;
 /// How many events one `epoll_wait` collects; a fuller batch is followed by another.
 const BATCH: usize = 256;
 
+/// The driver's pause before it polls again after a failure.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What the set last said about one socket, and who waits on it.
 #[derive(Default)]
 struct Slot {
@@ -146,14 +149,23 @@ impl Reactor {
 /// long as its thread's executor.
 async fn drive(r: Rc<Reactor>) {
     let (mut events, mut wake) = (Vec::with_capacity(BATCH), Vec::new());
+    let mut failing = false;
     loop {
-        if let Err(e) = r.epoll.readable().await {
-            log::error!("http: waiting on the epoll set failed: {e}");
-            return;
-        }
-        if let Err(e) = r.dispatch(&mut events, &mut wake) {
-            log::error!("http: epoll_wait failed: {e}");
-            return;
+        let polled = match r.epoll.readable().await {
+            Ok(()) => r.dispatch(&mut events, &mut wake),
+            Err(e) => Err(e),
+        };
+        match polled {
+            Ok(()) => failing = false,
+            // Nothing else would ever wake this thread's HTTP sockets: keep trying (out of
+            // memory passes), and say so once per spell.
+            Err(e) => {
+                if !failing {
+                    log::error!("http: polling the sockets' epoll set failed: {e}; retrying");
+                }
+                failing = true;
+                async_io::Timer::after(RETRY).await;
+            }
         }
     }
 }
@@ -172,8 +184,10 @@ impl EdgeStream {
     /// Creating the set or adding the socket failed (out of descriptors or memory).
     pub fn new(stream: Async<TcpStream>) -> io::Result<EdgeStream> {
         let reactor = Reactor::get()?;
+        // Still non-blocking, as async-io made it. (Leaving its reactor and joining this set
+        // costs an epoll_ctl each; sockets accepted or connected straight into the set
+        // would save both, left for later.)
         let tcp = stream.into_inner()?;
-        tcp.set_nonblocking(true)?;
         let key = reactor.take_slot();
         let flags = epoll::EventFlags::IN
             | epoll::EventFlags::OUT
@@ -226,7 +240,13 @@ impl EdgeStream {
                 if !ready {
                     match waiter {
                         Some(w) if w.will_wake(cx.waker()) => {}
-                        _ => *waiter = Some(cx.waker().clone()),
+                        // Another task now waits in this direction: the one it replaces is
+                        // woken to look again, not forgotten.
+                        _ => {
+                            if let Some(old) = waiter.replace(cx.waker().clone()) {
+                                old.wake();
+                            }
+                        }
                     }
                     return Poll::Pending;
                 }
@@ -236,7 +256,9 @@ impl EdgeStream {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(n) => {
                     // Short: the socket is drained (or its buffer full); the set reports the
-                    // next change. Zero is the end of the stream, which stays readable.
+                    // next change. Zero is the end of the stream, which stays readable. (A
+                    // read also stops short at TCP urgent data, which HTTP peers do not send;
+                    // one that did would stall its own connection until its timeout.)
                     if n > 0 && n < asked {
                         self.drained(write, false);
                     }
@@ -297,7 +319,8 @@ impl AsyncWrite for EdgeStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let asked = bufs.iter().map(|b| b.len()).sum();
+        // std passes at most IOV_MAX (1024) slices to writev(2); asked is what those hold.
+        let asked = bufs.iter().take(1024).map(|b| b.len()).sum();
         self.poll_op(cx, true, |mut tcp| tcp.write_vectored(bufs), asked)
     }
 
@@ -382,6 +405,23 @@ mod tests {
             let mut rest = Vec::new();
             ours.read_to_end(&mut rest).await.unwrap();
             assert_eq!((&first[..], &rest[..]), (&b"x"[..], &b"body"[..]));
+        });
+    }
+
+    #[test]
+    fn a_reset_wakes_the_waiting_reader_with_an_error() {
+        run(async {
+            let (mut ours, theirs) = pair().await;
+            let mut buf = [0u8; 8];
+            let mut wait = ours.read(&mut buf);
+            assert!(poll_once(&mut wait).await.is_none(), "nothing sent yet");
+            // Linger zero: closing sends a reset instead of a FIN.
+            rustix::net::sockopt::set_socket_linger(&theirs, Some(Duration::ZERO)).unwrap();
+            drop(theirs);
+            let err = wait
+                .await
+                .expect_err("a reset is an error, not data or the end");
+            assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
         });
     }
 

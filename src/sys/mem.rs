@@ -12,8 +12,10 @@
 //! keeps its C library's routines. The copy routines are compiled for every target, so the
 //! tests check them anywhere.
 //!
-//! They must never call `memcpy` or `memmove` themselves: no `ptr::copy*`, no slice copies,
-//! only fixed-size loads and stores. LLVM does not turn a loop into a call to the function
+//! They must never call `memcpy` or `memmove` themselves: no `ptr::copy*` of a variable
+//! length, no slice copies, only fixed-size unaligned loads and stores (which LLVM emits as
+//! plain moves). What they copy is taken as `MaybeUninit`: the bytes may be padding or
+//! uninitialized, which an integer must not hold. LLVM does not turn a loop into a call to the function
 //! it is compiling when that function is `memcpy` or `memmove`; should that ever change, the
 //! static binary would recurse at its first copy, and `make static` runs the binary once to
 //! catch exactly that.
@@ -23,7 +25,28 @@
     allow(dead_code)
 )]
 
+use std::mem::MaybeUninit;
 use std::ptr;
+
+/// Loads a `T`-sized run of bytes at `p`, whatever they hold.
+///
+/// # Safety
+/// `size_of::<T>()` readable bytes at `p`.
+#[inline(always)]
+unsafe fn ld<T>(p: *const u8) -> MaybeUninit<T> {
+    // SAFETY: the caller's readable bytes; unaligned, and `MaybeUninit` takes any bytes.
+    unsafe { ptr::read_unaligned(p.cast::<MaybeUninit<T>>()) }
+}
+
+/// Stores what `ld` loaded at `p`.
+///
+/// # Safety
+/// `size_of::<T>()` writable bytes at `p`.
+#[inline(always)]
+unsafe fn st<T>(p: *mut u8, v: MaybeUninit<T>) {
+    // SAFETY: the caller's writable bytes; unaligned.
+    unsafe { ptr::write_unaligned(p.cast::<MaybeUninit<T>>(), v) }
+}
 
 /// Copies `n` bytes from `s` to `d`, for `n <= 32`, loading everything before storing
 /// anything (so the ranges may overlap).
@@ -36,28 +59,28 @@ unsafe fn up_to_32(d: *mut u8, s: *const u8, n: usize) {
     // are unaligned.
     unsafe {
         if n >= 16 {
-            let a = ptr::read_unaligned(s.cast::<u128>());
-            let b = ptr::read_unaligned(s.add(n - 16).cast::<u128>());
-            ptr::write_unaligned(d.cast::<u128>(), a);
-            ptr::write_unaligned(d.add(n - 16).cast::<u128>(), b);
+            let a = ld::<u128>(s);
+            let b = ld::<u128>(s.add(n - 16));
+            st::<u128>(d, a);
+            st::<u128>(d.add(n - 16), b);
         } else if n >= 8 {
-            let a = ptr::read_unaligned(s.cast::<u64>());
-            let b = ptr::read_unaligned(s.add(n - 8).cast::<u64>());
-            ptr::write_unaligned(d.cast::<u64>(), a);
-            ptr::write_unaligned(d.add(n - 8).cast::<u64>(), b);
+            let a = ld::<u64>(s);
+            let b = ld::<u64>(s.add(n - 8));
+            st::<u64>(d, a);
+            st::<u64>(d.add(n - 8), b);
         } else if n >= 4 {
-            let a = ptr::read_unaligned(s.cast::<u32>());
-            let b = ptr::read_unaligned(s.add(n - 4).cast::<u32>());
-            ptr::write_unaligned(d.cast::<u32>(), a);
-            ptr::write_unaligned(d.add(n - 4).cast::<u32>(), b);
+            let a = ld::<u32>(s);
+            let b = ld::<u32>(s.add(n - 4));
+            st::<u32>(d, a);
+            st::<u32>(d.add(n - 4), b);
         } else if n > 0 {
             // 1..=3 bytes: first, middle, last (some are the same byte).
-            let a = *s;
-            let b = *s.add(n / 2);
-            let c = *s.add(n - 1);
-            *d = a;
-            *d.add(n / 2) = b;
-            *d.add(n - 1) = c;
+            let a = ld::<u8>(s);
+            let b = ld::<u8>(s.add(n / 2));
+            let c = ld::<u8>(s.add(n - 1));
+            st(d, a);
+            st(d.add(n / 2), b);
+            st(d.add(n - 1), c);
         }
     }
 }
@@ -67,14 +90,9 @@ unsafe fn up_to_32(d: *mut u8, s: *const u8, n: usize) {
 /// # Safety
 /// `s..s+32` readable.
 #[inline(always)]
-unsafe fn load32(s: *const u8) -> (u128, u128) {
+unsafe fn load32(s: *const u8) -> (MaybeUninit<u128>, MaybeUninit<u128>) {
     // SAFETY: within the caller's 32 readable bytes.
-    unsafe {
-        (
-            ptr::read_unaligned(s.cast::<u128>()),
-            ptr::read_unaligned(s.add(16).cast::<u128>()),
-        )
-    }
+    unsafe { (ld::<u128>(s), ld::<u128>(s.add(16))) }
 }
 
 /// Stores 32 bytes at `d`.
@@ -82,11 +100,11 @@ unsafe fn load32(s: *const u8) -> (u128, u128) {
 /// # Safety
 /// `d..d+32` writable.
 #[inline(always)]
-unsafe fn store32(d: *mut u8, (a, b): (u128, u128)) {
+unsafe fn store32(d: *mut u8, (a, b): (MaybeUninit<u128>, MaybeUninit<u128>)) {
     // SAFETY: within the caller's 32 writable bytes.
     unsafe {
-        ptr::write_unaligned(d.cast::<u128>(), a);
-        ptr::write_unaligned(d.add(16).cast::<u128>(), b);
+        st::<u128>(d, a);
+        st::<u128>(d.add(16), b);
     }
 }
 
