@@ -227,7 +227,7 @@ impl EdgeStream {
         asked: usize,
     ) -> Poll<io::Result<usize>> {
         loop {
-            {
+            let (ready, replaced) = {
                 let mut slots = self.reactor.slots.borrow_mut();
                 let Some(slot) = slots.get_mut(self.key) else {
                     return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
@@ -237,19 +237,21 @@ impl EdgeStream {
                 } else {
                     (slot.readable, &mut slot.reader)
                 };
-                if !ready {
-                    match waiter {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        // Another task now waits in this direction: the one it replaces is
-                        // woken to look again, not forgotten.
-                        _ => {
-                            if let Some(old) = waiter.replace(cx.waker().clone()) {
-                                old.wake();
-                            }
-                        }
-                    }
+                if ready {
+                    (true, None)
+                } else if waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     return Poll::Pending;
+                } else {
+                    (false, waiter.replace(cx.waker().clone()))
                 }
+            };
+            if !ready {
+                // Another task now waits in this direction: the one it replaces is woken to
+                // look again, not forgotten (outside the borrow, like the driver's wakes).
+                if let Some(old) = replaced {
+                    old.wake();
+                }
+                return Poll::Pending;
             }
             match op(&self.tcp) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained(write, true),
