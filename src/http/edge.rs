@@ -35,6 +35,9 @@ use crate::state;
 /// How many events one `epoll_wait` collects; a fuller batch is followed by another.
 const BATCH: usize = 256;
 
+/// The most slices one writev(2) takes (Linux's IOV_MAX); std passes no more.
+const IOV_MAX: usize = 1024;
+
 /// The driver's pause before it polls again after a failure.
 const RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -321,8 +324,8 @@ impl AsyncWrite for EdgeStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        // std passes at most IOV_MAX (1024) slices to writev(2); asked is what those hold.
-        let asked = bufs.iter().take(1024).map(|b| b.len()).sum();
+        // std passes at most IOV_MAX slices to writev(2); asked is what those hold.
+        let asked = bufs.iter().take(IOV_MAX).map(|b| b.len()).sum();
         self.poll_op(cx, true, |mut tcp| tcp.write_vectored(bufs), asked)
     }
 

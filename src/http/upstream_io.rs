@@ -18,17 +18,12 @@ pub enum UpstreamIo {
 }
 
 impl UpstreamIo {
-    /// The socket underneath.
-    pub fn edge(&self) -> &EdgeStream {
-        match self {
-            UpstreamIo::Plain(s) => s,
-            UpstreamIo::Tls(s) => s.get_ref().0,
-        }
-    }
-
     /// The TCP connection underneath (for liveness checks and socket options).
     pub fn tcp(&self) -> &TcpStream {
-        self.edge().get_ref()
+        match self {
+            UpstreamIo::Plain(s) => s.get_ref(),
+            UpstreamIo::Tls(s) => s.get_ref().0.get_ref(),
+        }
     }
 }
 

@@ -63,16 +63,21 @@ fn class_of(size: usize) -> usize {
         .map_or(CLASSES - 1, |&c| c as usize)
 }
 
+/// What `cap` aims to keep of each class, in bytes, and its bounds in blocks.
+const CACHE_BYTES_PER_CLASS: usize = 32 * 1024;
+const MIN_BLOCKS_PER_CLASS: usize = 32;
+const MAX_BLOCKS_PER_CLASS: usize = 128;
+
 /// How many freed blocks of class `c` a thread keeps: 32 KiB worth, but never fewer than 32
 /// blocks. Fewer large blocks (8 of 4 KiB) were too few for 64 busy keep-alive connections:
 /// each request's future (3.7 KiB) and heads (2.5 KiB) went back to musl, which unmapped and
 /// mapped their groups again, 0.05 mmap/munmap pairs and 0.3 page faults per request.
 const fn cap(c: usize) -> usize {
-    let n = 32 * 1024 / class_size(c);
-    if n < 32 {
-        32
-    } else if n > 128 {
-        128
+    let n = CACHE_BYTES_PER_CLASS / class_size(c);
+    if n < MIN_BLOCKS_PER_CLASS {
+        MIN_BLOCKS_PER_CLASS
+    } else if n > MAX_BLOCKS_PER_CLASS {
+        MAX_BLOCKS_PER_CLASS
     } else {
         n
     }
