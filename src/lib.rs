@@ -8,6 +8,7 @@
 pub mod balance;
 pub mod config;
 pub mod dns;
+pub mod edge;
 pub mod fds;
 pub mod http;
 pub mod l4;

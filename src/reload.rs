@@ -165,6 +165,11 @@ impl Supervisor {
         // UDP listeners stay with worker 0 (one flow table).
         wanted.retain(|k| state::worker() == 0 || k.transport == Transport::Tcp);
         let diff = diff_listeners(&old_keys, &wanted);
+        if wanted.iter().any(|k| k.transport == Transport::Tcp) {
+            // Before the first connection: the set's descriptor is then part of the
+            // process's base, not taken from a connection when descriptors are short.
+            crate::edge::prepare();
+        }
 
         // Draining UDP listeners whose loop has ended are gone for good (their socket is
         // closed): never revive one of those.

@@ -56,6 +56,18 @@ pub fn block_on<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
     EXECUTOR.with(|ex| async_io::block_on(ex.run(fut)))
 }
 
+/// Run `test` as a task of this thread's executor, as a worker runs its connections (a
+/// task is polled only when woken, unlike the future `block_on` itself runs, which is
+/// polled at every wake of the executor); a wait that is never woken fails the test after
+/// ten seconds instead of hanging the suite.
+#[cfg(test)]
+pub fn run_as_task<T: 'static>(test: impl Future<Output = T> + 'static) -> T {
+    block_on(futures_lite::future::or(spawn(test), async {
+        async_io::Timer::after(std::time::Duration::from_secs(10)).await;
+        panic!("a wait was never woken");
+    }))
+}
+
 /// A counter every worker thread updates (relaxed: a statistic or a limit, never a lock).
 #[derive(Default, Debug)]
 pub struct Count(AtomicU64);

@@ -10,7 +10,9 @@ pub mod mem;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::UdpSocket;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
+};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -57,6 +59,42 @@ pub fn bind_tcp(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     rustix::net::bind(&fd, &addr)?;
     rustix::net::listen(&fd, backlog_arg(backlog))?;
     Ok(TcpListener::from(fd))
+}
+
+/// Accept one connection from a listening socket, itself non-blocking and close-on-exec
+/// from the start (accept4(2) with both flags: no fcntl or ioctl afterwards).
+///
+/// # Errors
+/// As accept(2), `WouldBlock` included; a peer address that is not IP (then the connection
+/// is closed).
+pub fn accept_nonblocking(listener: &impl AsFd) -> io::Result<(TcpStream, SocketAddr)> {
+    let (fd, from) =
+        rustix::net::acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
+    let peer = from
+        .and_then(|a| SocketAddr::try_from(a).ok())
+        .ok_or_else(|| io::Error::other("accepted a connection with no IP peer address"))?;
+    Ok((TcpStream::from(fd), peer))
+}
+
+/// A non-blocking, close-on-exec TCP socket with a connection to `addr` under way: the
+/// caller waits until it is writable and then learns whether it was made.
+///
+/// # Errors
+/// As socket(2) and connect(2), except "in progress".
+pub fn connect_nonblocking(addr: SocketAddr) -> io::Result<TcpStream> {
+    let fd = rustix::net::socket_with(
+        family(&addr),
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    match rustix::net::connect(&fd, &addr) {
+        // (Interrupted: the connection is still made in the background, as with EINPROGRESS.)
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS | rustix::io::Errno::INTR) => {
+            Ok(TcpStream::from(fd))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Change the accept backlog of a listening socket in place (Linux accepts a second listen()).

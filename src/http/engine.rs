@@ -10,13 +10,14 @@ use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
+use async_io::Timer;
 
 use super::conn::BufStream;
 use super::health::{self, Transition, UpstreamHealth};
 use super::select::{self, Availability};
 use super::sticky::StickyKey;
 use super::upstream_io::UpstreamIo;
+use crate::edge::EdgeStream;
 use crate::plan::{Builtin, HealthCheck, HttpBalance, HttpPlan, HttpRoute, Target, Upstream};
 use crate::state::{self, Common, Count, Shared, add};
 use crate::tls::client::UpstreamTls;
@@ -491,14 +492,11 @@ async fn check_loop(up: Rc<UpstreamState>, check: HealthCheck, shared: Weak<Shar
 ///
 /// # Errors
 /// The last connect error (or a timeout) when none accepted.
-pub async fn connect(
-    addrs: &[SocketAddr],
-    timeout: Duration,
-) -> Result<Async<std::net::TcpStream>, String> {
+pub async fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<EdgeStream, String> {
     let mut last = "no address".to_owned();
     for addr in addrs {
         let attempt = futures_lite::future::or(
-            async { Async::<std::net::TcpStream>::connect(*addr).await.map(Some) },
+            async { EdgeStream::connect(*addr).await.map(Some) },
             async {
                 Timer::after(timeout).await;
                 Ok(None)

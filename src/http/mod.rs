@@ -4,7 +4,6 @@
 pub mod access;
 pub mod cdn_ranges;
 pub mod conn;
-pub mod edge;
 pub mod engine;
 pub mod forward;
 pub mod h1;

@@ -12,7 +12,6 @@ use http::header::{CONNECTION, HOST, SET_COOKIE, TE, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
 
 use super::conn::{BufStream, Encode, HalfClose, PumpError, pump, send};
-use super::edge::EdgeStream;
 use super::engine::{self, Engine, RouteState, UpstreamState, upstream_id};
 use super::forward::{self, ForwardContext};
 use super::h1::{self, BodyDecoder, BodyFraming, H1Error, Parsed, RequestHead, ResponseHead};
@@ -353,7 +352,6 @@ async fn open(
         .await
         .map_err(|e| format!("cannot resolve: {e}"))?;
     let tcp = engine::connect(&addrs, timeout).await?;
-    let tcp = EdgeStream::new(tcp).map_err(|e| format!("cannot watch the connection: {e}"))?;
     if !up.tls {
         return Ok(UpstreamIo::Plain(tcp));
     }

@@ -15,12 +15,12 @@ use http::{Method, StatusCode};
 
 pub use super::access::Access;
 use super::conn::{BufStream, HalfClose};
-use super::edge::EdgeStream;
 use super::engine::{ClientSlot, Engine};
 use super::h1::{self, H1Error, Parsed, RequestHead, TargetForm};
 pub use super::local::answer_error;
 use super::local::{builtin_status, redirect_to_https, send_error};
 use super::routing::{self, AppMatch};
+use crate::edge::EdgeStream;
 use crate::plan::{Builtin, HttpTimeouts};
 use crate::state::{self, Shared};
 use crate::tls::server::Prefixed;
@@ -63,17 +63,10 @@ pub async fn accept_loop(
             // Descriptors freed go to the L4 connections waiting for them first (src/fds.rs).
             shared.common.fds.admit().await;
         }
-        match listener.accept().await {
+        match EdgeStream::accept(&listener).await {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 let _ = stream.get_ref().set_nodelay(true);
-                let stream = match EdgeStream::new(stream) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        log::warn!("http {peer} -> {addr}: dropped: cannot watch the socket: {e}");
-                        continue;
-                    }
-                };
                 let cx = ConnInfo {
                     peer,
                     local: addr,

@@ -10,7 +10,7 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use futures_rustls::client::TlsStream;
 
 use super::conn::HalfClose;
-use super::edge::EdgeStream;
+use crate::edge::EdgeStream;
 
 pub enum UpstreamIo {
     Plain(EdgeStream),

@@ -3,12 +3,13 @@
 //! cap is reached) and pick the route. The bytes read are handed on unchanged. Does IO.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
+use async_io::Timer;
 use futures_lite::{AsyncReadExt, future};
 
+use crate::edge::EdgeStream;
 use crate::l4::proxy_protocol::{self, Parse, ProxiedAddrs};
 use crate::plan::{L4Service, Protocol, Route};
 use crate::probe::{self, Detected, MAX_PROBE_BYTES, Probe};
@@ -69,7 +70,7 @@ pub fn probes_tcp(svc: &L4Service) -> bool {
 /// `also`: protocols to probe for even without a rule (the listener is also the HTTP
 /// engine's port, which takes plain HTTP or TLS that no rule claims).
 pub async fn decide<'a>(
-    client: &Async<TcpStream>,
+    client: &EdgeStream,
     svc: &'a L4Service,
     buf: &mut Vec<u8>,
     also: &[Protocol],
@@ -149,7 +150,7 @@ pub async fn decide<'a>(
 /// # Errors
 /// A message saying why the header was refused (missing, malformed, too slow, read error).
 pub async fn read_proxy_header(
-    client: &Async<TcpStream>,
+    client: &EdgeStream,
     buf: &mut Vec<u8>,
 ) -> Result<ProxiedAddrs, String> {
     let deadline = Instant::now() + PROXY_HEADER_TIMEOUT;

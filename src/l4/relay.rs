@@ -4,13 +4,14 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
+use async_io::Timer;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 
+use crate::edge::EdgeStream;
 use crate::spare::Spare;
 use crate::sys;
 
@@ -57,8 +58,8 @@ pub struct Outcome {
 /// disables the idle deadline), or `cut_off` resolves (shutdown deadline). `on_bytes` sees every chunk's direction and size
 /// (true = client to upstream), for live counters.
 pub async fn relay(
-    client: &Async<TcpStream>,
-    upstream: &Async<TcpStream>,
+    client: &EdgeStream,
+    upstream: &EdgeStream,
     idle: Duration,
     cut_off: impl Future<Output = ()>,
     on_bytes: &dyn Fn(bool, usize),
@@ -135,15 +136,19 @@ impl Direction<'_> {
         (self.on_bytes)(self.is_up, n);
     }
 
-    fn eof(&self, to: &Async<TcpStream>) {
-        if self.first_eof.get().is_none() {
-            let end = if self.is_up {
-                End::ClientClosed
-            } else {
-                End::UpstreamClosed
-            };
-            self.first_eof.set(Some(end));
+    fn eof(&self, to: &EdgeStream) {
+        if self.first_eof.get().is_some() {
+            // The other direction ended first: both sides have finished, the relay returns
+            // and both sockets are closed, which sends `to` its FIN (its bytes were all read,
+            // so the close is not a reset) without a shutdown(2) of its own.
+            return;
         }
+        let end = if self.is_up {
+            End::ClientClosed
+        } else {
+            End::UpstreamClosed
+        };
+        self.first_eof.set(Some(end));
         // Propagate the half-close; the peer may already be gone, which is fine.
         let _ = to.get_ref().shutdown(Shutdown::Write);
     }
@@ -152,15 +157,11 @@ impl Direction<'_> {
 /// One direction: splice(2) through a pipe when one can be had (the bytes never enter user
 /// space), else copy through a buffer. The pipe or buffer is taken when this direction
 /// first has something to move, so idle connections cost two sockets and nothing more.
-async fn pump(
-    from: &Async<TcpStream>,
-    to: &Async<TcpStream>,
-    dir: Direction<'_>,
-) -> io::Result<()> {
+async fn pump(from: &EdgeStream, to: &EdgeStream, dir: Direction<'_>) -> io::Result<()> {
     loop {
         // A pipe is held only during a burst: idle connections hold just their two sockets,
         // so descriptors go to connections that move data.
-        from.readable().await?;
+        from.ready(false).await;
         let pipe = match take_pipe() {
             Ok(pipe) => pipe,
             Err(e) => {
@@ -212,15 +213,19 @@ enum Burst {
 
 /// Splice from `from` to `to` through the pipe until `from` has nothing queued or ends.
 async fn splice_burst(
-    from: &Async<TcpStream>,
-    to: &Async<TcpStream>,
+    from: &EdgeStream,
+    to: &EdgeStream,
     pipe_out: &OwnedFd,
     pipe_in: &OwnedFd,
     dir: &Direction<'_>,
 ) -> io::Result<Burst> {
     loop {
         // The pipe is empty here, so WouldBlock can only mean the socket has nothing yet.
-        let n = match sys::splice(from.get_ref(), pipe_in, SPLICE_CHUNK) {
+        // A short splice does not mean that: it also stops when the pipe's 16 slots are
+        // full, which small segments do long before 64 KiB. So the burst goes on until the
+        // socket says WouldBlock (asked 0: the stream learns nothing from a short count),
+        // and only then does the stream wait for the set's next report.
+        let n = match from.try_op(false, |s| sys::splice(s, pipe_in, SPLICE_CHUNK), 0) {
             Ok(0) => return Ok(Burst::Eof),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Burst::Drained),
@@ -229,22 +234,22 @@ async fn splice_burst(
         };
         let mut left = n;
         while left > 0 {
-            left -= to.write_with(|s| sys::splice(pipe_out, s, left)).await?;
+            to.ready(true).await;
+            match to.try_op(true, |s| sys::splice(pipe_out, s, left), left) {
+                Ok(m) => left -= m,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
         }
         dir.moved(n);
-        // Less than asked: the socket had no more queued, so wait for readiness instead of
-        // spending a splice(2) on hearing EAGAIN.
-        if n < SPLICE_CHUNK {
-            return Ok(Burst::Drained);
-        }
     }
 }
 
-async fn pump_copy(
-    from: &Async<TcpStream>,
-    to: &Async<TcpStream>,
-    dir: Direction<'_>,
-) -> io::Result<()> {
+async fn pump_copy(from: &EdgeStream, to: &EdgeStream, dir: Direction<'_>) -> io::Result<()> {
     let mut buf = vec![0u8; RELAY_BUF];
     loop {
         let n = (&*from).read(&mut buf).await?;
@@ -261,55 +266,86 @@ async fn pump_copy(
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
 
-    /// A connected pair: (our end as Async, the peer as a blocking std stream).
-    fn pair() -> (Async<TcpStream>, TcpStream) {
+    use async_io::Async;
+
+    use crate::state;
+
+    /// A connected pair: (our end, in this thread's edge set; the peer, a blocking std
+    /// stream).
+    fn pair() -> (EdgeStream, TcpStream) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (ours, _) = l.accept().unwrap();
-        (Async::new(ours).unwrap(), peer)
+        (EdgeStream::new(Async::new(ours).unwrap()).unwrap(), peer)
     }
 
-    /// Both pumps over the same sockets: bytes arrive intact, EOF is passed on as a
-    /// half-close, and the counters see every byte.
-    fn exercise(use_splice: bool) {
-        let (a, mut client) = pair();
-        let (b, mut server) = pair();
-        let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let sent = payload.clone();
-        let writer = std::thread::spawn(move || {
-            client.write_all(&sent).unwrap();
-            client.shutdown(Shutdown::Write).unwrap();
-        });
-        let reader = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            server.read_to_end(&mut got).unwrap();
-            got
-        });
-        let (count, last, first_eof) = (Cell::new(0), Cell::new(Instant::now()), Cell::new(None));
-        let dir = Direction {
-            count: &count,
-            is_up: true,
-            last: &last,
-            first_eof: &first_eof,
-            on_bytes: &|_, _| {},
-        };
-        smol::block_on(async {
+    /// One direction, client to server through a pump. `first` is written into the client
+    /// end before the pump starts, a write (so a segment) per part; then `then` gets the client end on a thread of its own,
+    /// with a receiver that yields once the server end has read `first`. What the server
+    /// end receives in all must be `expect`. Returns what the pump counted and saw end.
+    fn pump_through(
+        use_splice: bool,
+        first: Vec<Vec<u8>>,
+        then: impl FnOnce(TcpStream, mpsc::Receiver<()>) + Send + 'static,
+        expect: Vec<u8>,
+    ) -> (u64, Option<End>) {
+        state::run_as_task(async move {
+            let (a, mut client) = pair();
+            let (b, mut server) = pair();
+            client.set_nodelay(true).unwrap();
+            for part in &first {
+                client.write_all(part).unwrap();
+            }
+            let first = first.concat();
+            let (arrived, on_arrival) = mpsc::channel();
+            let writer = std::thread::spawn(move || then(client, on_arrival));
+            let reader = std::thread::spawn(move || {
+                let mut got = vec![0; first.len()];
+                server.read_exact(&mut got).unwrap();
+                // (A `then` that does not wait has dropped its receiver.)
+                let _ = arrived.send(());
+                server.read_to_end(&mut got).unwrap();
+                got
+            });
+            let (count, last, first_eof) =
+                (Cell::new(0), Cell::new(Instant::now()), Cell::new(None));
+            let dir = Direction {
+                count: &count,
+                is_up: true,
+                last: &last,
+                first_eof: &first_eof,
+                on_bytes: &|_, _| {},
+            };
             if use_splice {
                 pump(&a, &b, dir).await.unwrap();
             } else {
                 pump_copy(&a, &b, dir).await.unwrap();
             }
-        });
-        writer.join().unwrap();
-        assert_eq!(
-            reader.join().unwrap(),
-            payload,
-            "EOF reached the far side after every byte"
-        );
-        assert_eq!(count.get(), payload.len() as u64);
-        assert_eq!(first_eof.get(), Some(End::ClientClosed));
+            writer.join().unwrap();
+            assert!(
+                reader.join().unwrap() == expect,
+                "every byte reached the far side, then the half-close"
+            );
+            (count.get(), first_eof.get())
+        })
+    }
+
+    /// Both pumps over the same sockets: bytes arrive intact, EOF is passed on as a
+    /// half-close, and the counters see every byte.
+    fn exercise(use_splice: bool) {
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (first, rest) = payload.split_at(1000);
+        let rest = rest.to_vec();
+        let then = move |mut client: TcpStream, _| {
+            client.write_all(&rest).unwrap();
+            client.shutdown(Shutdown::Write).unwrap();
+        };
+        let (count, end) = pump_through(use_splice, vec![first.to_vec()], then, payload.clone());
+        assert_eq!(count, payload.len() as u64);
+        assert_eq!(end, Some(End::ClientClosed));
     }
 
     #[test]
@@ -337,5 +373,23 @@ mod tests {
     #[test]
     fn copy_pump_moves_every_byte_and_the_half_close() {
         exercise(false);
+    }
+
+    /// A splice that stops short because the pipe is full leaves bytes in the socket, with
+    /// no event to come: the client sends nothing more until the far side has them all. A
+    /// one-page pipe (one slot) makes every splice stop short, as small segments filling a
+    /// pipe's 16 slots do; a pump that took short for drained would wait forever.
+    #[test]
+    fn splice_pump_does_not_stall_when_the_pipe_fills_before_the_socket_drains() {
+        let payload: Vec<u8> = (0..60_000u32).map(|i| (i % 241) as u8).collect();
+        let (r, w) = sys::splice_pipe().unwrap();
+        rustix::pipe::fcntl_setpipe_size(&w, 4096).unwrap();
+        SPARE.with(|s| s.give((r, w)));
+        let then = |client: TcpStream, arrived: mpsc::Receiver<()>| {
+            arrived.recv().unwrap();
+            client.shutdown(Shutdown::Write).unwrap();
+        };
+        let (count, _) = pump_through(true, vec![payload.clone()], then, payload.clone());
+        assert_eq!(count, payload.len() as u64);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use async_io::{Async, Timer};
 use futures_lite::{AsyncWriteExt, future};
 
 use crate::balance::{self, Pick};
+use crate::edge::EdgeStream;
 use crate::fds::{Reserve, out_of_descriptors};
 use crate::l4::proxy_protocol::{self, ProxiedAddrs};
 use crate::l4::{mux, relay};
@@ -56,7 +57,7 @@ pub async fn accept_loop(
                 }
             }
         }
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match EdgeStream::accept(&listener).await {
             Ok(conn) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 conn
@@ -152,7 +153,7 @@ impl Drop for Active {
 }
 
 async fn handle(
-    client: Async<TcpStream>,
+    client: EdgeStream,
     peer: SocketAddr,
     listener: SocketAddr,
     active: Active,
@@ -240,13 +241,6 @@ async fn handle(
             local: listener,
             https: detected.protocol == Protocol::Tls,
             sni: None,
-        };
-        let client = match http::edge::EdgeStream::new(client) {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!("tcp {src} -> {listener}: dropped: cannot watch the socket: {e}");
-                return log.log(buf.len() as u64, 0, "error");
-            }
         };
         // Boxed, like the probing below: an awaited future is laid out inside this one, and
         // every relayed connection would carry the HTTP engine's state (9 KiB) while idle.
@@ -340,7 +334,7 @@ async fn connect(
     slot: &ServiceSlot,
     mut reserve: Reserve,
     shared: &Rc<Shared>,
-) -> Option<(Async<TcpStream>, Target)> {
+) -> Option<(EdgeStream, Target)> {
     let pick = Pick {
         client: peer,
         round: slot.next_round(&route.name),
@@ -369,7 +363,7 @@ async fn connect(
                 // The socket is created in this poll, before the task yields: it takes the
                 // number the reserve held.
                 reserve.release();
-                let attempt = Async::<TcpStream>::connect(addr);
+                let attempt = EdgeStream::connect(addr);
                 let timeout = async {
                     Timer::at(deadline).await;
                     Err(io::Error::new(io::ErrorKind::TimedOut, "connect timeout"))

@@ -1,4 +1,4 @@
-//! Edge-triggered TCP streams for the HTTP engine's client and upstream connections. Does IO.
+//! Edge-triggered TCP streams for the HTTP engine and the L4 relay. Does IO.
 //!
 //! Why: async-io arms a one-shot epoll interest each time a read or write would block, so
 //! every wait costs an `epoll_ctl` and, after the event, a read that returns `EAGAIN` first.
@@ -18,7 +18,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -29,8 +29,8 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
 
-use super::conn::HalfClose;
-use crate::state;
+use crate::http::conn::HalfClose;
+use crate::{state, sys};
 
 /// How many events one `epoll_wait` collects; a fuller batch is followed by another.
 const BATCH: usize = 256;
@@ -86,17 +86,19 @@ impl Reactor {
         })
     }
 
-    fn take_slot(&self) -> usize {
+    /// A slot for a new socket; `ready`: whether reads and writes are worth trying before
+    /// the set reports anything (an accepted socket may hold the client's first bytes; a
+    /// connecting one can do nothing until the set says the connection is made).
+    fn take_slot(&self, ready: bool) -> usize {
         let mut slots = self.slots.borrow_mut();
         let key = self.free.borrow_mut().pop().unwrap_or_else(|| {
             slots.push(Slot::default());
             slots.len() - 1
         });
-        // A new socket may have bytes already (the client's first request): try first.
         if let Some(s) = slots.get_mut(key) {
             *s = Slot {
-                readable: true,
-                writable: true,
+                readable: ready,
+                writable: ready,
                 ..Slot::default()
             };
         }
@@ -148,6 +150,14 @@ impl Reactor {
     }
 }
 
+/// Make this thread's set (and its driver task) now, before its sockets need it; a failure
+/// is logged, and the first stream tries again.
+pub fn prepare() {
+    if let Err(e) = Reactor::get() {
+        log::error!("cannot make this worker's epoll set for TCP sockets yet: {e}");
+    }
+}
+
 /// The driver: waits until the set has events, hands them out, and waits again. It lives as
 /// long as its thread's executor.
 async fn drive(r: Rc<Reactor>) {
@@ -182,16 +192,53 @@ pub struct EdgeStream {
 
 impl EdgeStream {
     /// Take `stream` out of async-io's reactor and into this thread's edge-triggered set.
+    /// (Leaving async-io's reactor and joining the set costs an `epoll_ctl` each; sockets
+    /// made here with [`EdgeStream::accept`] or [`EdgeStream::connect`] save both.)
     ///
     /// # Errors
     /// Creating the set or adding the socket failed (out of descriptors or memory).
     pub fn new(stream: Async<TcpStream>) -> io::Result<EdgeStream> {
+        // Still non-blocking, as async-io made it.
+        EdgeStream::join(stream.into_inner()?, true)
+    }
+
+    /// Accept a connection from `listener` (a socket in async-io's reactor) straight into
+    /// this thread's set: accept4(2) makes it non-blocking, so no call follows but the one
+    /// that adds it to the set.
+    ///
+    /// # Errors
+    /// As accept(2) (the listener's `WouldBlock` is waited out), or adding to the set failed
+    /// (the connection is then closed).
+    pub async fn accept(listener: &Async<TcpListener>) -> io::Result<(EdgeStream, SocketAddr)> {
+        let (tcp, peer) = listener.read_with(sys::accept_nonblocking).await?;
+        Ok((EdgeStream::join(tcp, true)?, peer))
+    }
+
+    /// Connect to `addr` with a non-blocking socket in this thread's set, and wait until the
+    /// connection is made or refused. A success costs no getsockopt(2): the set reports a
+    /// failed connection as an error event, and only then is the socket asked which.
+    ///
+    /// # Errors
+    /// As socket(2) and connect(2) (refused, unreachable, …); adding to the set failed.
+    pub async fn connect(addr: SocketAddr) -> io::Result<EdgeStream> {
+        let stream = EdgeStream::join(sys::connect_nonblocking(addr)?, false)?;
+        stream.ready(true).await;
+        let failed = stream
+            .reactor
+            .slots
+            .borrow()
+            .get(stream.key)
+            .is_none_or(|s| s.ended);
+        if failed && let Some(e) = stream.tcp.take_error()? {
+            return Err(e);
+        }
+        Ok(stream)
+    }
+
+    /// Add `tcp` (non-blocking) to this thread's set; `ready` as for [`Reactor::take_slot`].
+    fn join(tcp: TcpStream, ready: bool) -> io::Result<EdgeStream> {
         let reactor = Reactor::get()?;
-        // Still non-blocking, as async-io made it. (Leaving its reactor and joining this set
-        // costs an epoll_ctl each; sockets accepted or connected straight into the set
-        // would save both, left for later.)
-        let tcp = stream.into_inner()?;
-        let key = reactor.take_slot();
+        let key = reactor.take_slot(ready);
         let flags = epoll::EventFlags::IN
             | epoll::EventFlags::OUT
             | epoll::EventFlags::RDHUP
@@ -220,8 +267,75 @@ impl EdgeStream {
         }
     }
 
-    /// Run `op` if the slot says it may succeed; on `WouldBlock` (or when the slot already
-    /// says so) park the task until the set reports the socket ready again.
+    /// Ready when the slot says a read (`write`: a write) may succeed; otherwise the task
+    /// waits for the set to report the socket ready again.
+    fn poll_ready(&self, cx: &mut Context<'_>, write: bool) -> Poll<()> {
+        let replaced = {
+            let mut slots = self.reactor.slots.borrow_mut();
+            // A slot is never taken from a live stream; without one, let the op report.
+            let Some(slot) = slots.get_mut(self.key) else {
+                return Poll::Ready(());
+            };
+            let (ready, waiter) = if write {
+                (slot.writable, &mut slot.writer)
+            } else {
+                (slot.readable, &mut slot.reader)
+            };
+            if ready {
+                return Poll::Ready(());
+            }
+            if waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                return Poll::Pending;
+            }
+            waiter.replace(cx.waker().clone())
+        };
+        // Another task now waits in this direction: the one it replaces is woken to look
+        // again, not forgotten (outside the borrow, like the driver's wakes).
+        if let Some(old) = replaced {
+            old.wake();
+        }
+        Poll::Pending
+    }
+
+    /// Wait until the set says a read (`write`: a write) may succeed, without trying one.
+    pub async fn ready(&self, write: bool) {
+        futures_lite::future::poll_fn(|cx| self.poll_ready(cx, write)).await;
+    }
+
+    /// Run `op` on the socket once, without waiting, and keep what it shows about the
+    /// socket: `WouldBlock`, or less than the `asked` bytes, means drained (reads) or full
+    /// (writes) until the set reports otherwise. For calls the stream has no method for,
+    /// such as splice(2).
+    ///
+    /// # Errors
+    /// Whatever `op` returns, `WouldBlock` included.
+    pub fn try_op(
+        &self,
+        write: bool,
+        op: impl FnOnce(&TcpStream) -> io::Result<usize>,
+        asked: usize,
+    ) -> io::Result<usize> {
+        match op(&self.tcp) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.drained(write, true);
+                Err(e)
+            }
+            Ok(n) => {
+                // Short: the socket is drained (or its buffer full); the set reports the
+                // next change. Zero is the end of the stream, which stays readable. (A read
+                // also stops short at TCP urgent data, which our peers do not send; one that
+                // did would stall its own connection until its timeout.)
+                if n > 0 && n < asked {
+                    self.drained(write, false);
+                }
+                Ok(n)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Run `op` when the slot says it may succeed, waiting for the set as long as it hears
+    /// `WouldBlock`.
     fn poll_op(
         &self,
         cx: &mut Context<'_>,
@@ -230,46 +344,16 @@ impl EdgeStream {
         asked: usize,
     ) -> Poll<io::Result<usize>> {
         loop {
-            let (ready, replaced) = {
-                let mut slots = self.reactor.slots.borrow_mut();
-                let Some(slot) = slots.get_mut(self.key) else {
-                    return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-                };
-                let (ready, waiter) = if write {
-                    (slot.writable, &mut slot.writer)
-                } else {
-                    (slot.readable, &mut slot.reader)
-                };
-                if ready {
-                    (true, None)
-                } else if waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    return Poll::Pending;
-                } else {
-                    (false, waiter.replace(cx.waker().clone()))
-                }
-            };
-            if !ready {
-                // Another task now waits in this direction: the one it replaces is woken to
-                // look again, not forgotten (outside the borrow, like the driver's wakes).
-                if let Some(old) = replaced {
-                    old.wake();
-                }
+            if self.poll_ready(cx, write).is_pending() {
                 return Poll::Pending;
             }
-            match op(&self.tcp) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained(write, true),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(n) => {
-                    // Short: the socket is drained (or its buffer full); the set reports the
-                    // next change. Zero is the end of the stream, which stays readable. (A
-                    // read also stops short at TCP urgent data, which HTTP peers do not send;
-                    // one that did would stall its own connection until its timeout.)
-                    if n > 0 && n < asked {
-                        self.drained(write, false);
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) => return Poll::Ready(Err(e)),
+            match self.try_op(write, &mut op, asked) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                done => return Poll::Ready(done),
             }
         }
     }
@@ -289,17 +373,21 @@ impl EdgeStream {
 
 impl Drop for EdgeStream {
     fn drop(&mut self) {
-        // Out of the set before its slot can go to another stream, so no event of this
-        // socket reaches that one; the waiters are dropped with the slot's state.
+        // The waiters are dropped with the slot's state. No `epoll_ctl` to leave the set:
+        // closing the socket, right after this, takes it out (no stream's socket is ever
+        // duplicated, so this is its last descriptor), and nothing polls the set in between.
+        // (An event of a duplicated socket would only make the slot's next stream try a
+        // read or write that hears `WouldBlock`.)
         if let Some(slot) = self.reactor.slots.borrow_mut().get_mut(self.key) {
             *slot = Slot::default();
         }
-        let _ = epoll::delete(self.reactor.epoll.get_ref(), &self.tcp);
         self.reactor.free.borrow_mut().push(self.key);
     }
 }
 
-impl AsyncRead for EdgeStream {
+// Reads and writes take `&EdgeStream`, so one task can read a stream while another writes
+// it, and the L4 relay can pump both directions of one pair of streams.
+impl AsyncRead for &EdgeStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -310,7 +398,7 @@ impl AsyncRead for EdgeStream {
     }
 }
 
-impl AsyncWrite for EdgeStream {
+impl AsyncWrite for &EdgeStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -327,6 +415,42 @@ impl AsyncWrite for EdgeStream {
         // std passes at most IOV_MAX slices to writev(2); asked is what those hold.
         let asked = bufs.iter().take(IOV_MAX).map(|b| b.len()).sum();
         self.poll_op(cx, true, |mut tcp| tcp.write_vectored(bufs), asked)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for EdgeStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for EdgeStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -365,14 +489,8 @@ mod tests {
         (EdgeStream::new(ours).unwrap(), theirs)
     }
 
-    /// Run `test` as a task of a worker-style executor (a task is polled only when woken,
-    /// unlike the future `block_on` runs); a wait that is never woken fails it instead of
-    /// hanging the suite.
     fn run(test: impl Future<Output = ()> + 'static) {
-        state::block_on(future::or(state::spawn(test), async {
-            async_io::Timer::after(Duration::from_secs(10)).await;
-            panic!("a wait was never woken");
-        }));
+        state::run_as_task(test);
     }
 
     #[test]
@@ -469,6 +587,42 @@ mod tests {
             theirs.write_all(b"hi").unwrap();
             let n = wait.await.unwrap();
             assert_eq!(&buf[..n], b"hi");
+        });
+    }
+
+    #[test]
+    fn connect_and_accept_make_streams_of_the_set() {
+        run(async {
+            let listener = Async::new(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+            let addr = listener.get_ref().local_addr().unwrap();
+            let (mut out, (mut inn, peer)) =
+                future::try_zip(EdgeStream::connect(addr), EdgeStream::accept(&listener))
+                    .await
+                    .unwrap();
+            assert_eq!(peer, out.get_ref().local_addr().unwrap());
+            out.write_all(b"ping").await.unwrap();
+            let mut buf = [0u8; 4];
+            inn.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"ping");
+            inn.write_all(b"pong").await.unwrap();
+            out.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"pong");
+        });
+    }
+
+    #[test]
+    fn a_refused_connection_is_an_error() {
+        run(async {
+            // A port nothing listens on: bound, then closed.
+            let addr = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            let err = EdgeStream::connect(addr)
+                .await
+                .err()
+                .expect("nothing listens there");
+            assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
         });
     }
 }
