@@ -53,7 +53,10 @@ pub fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> smol::Task<T
 pub fn block_on<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
     // A worker thread caches freed small blocks for its own next allocations while it runs.
     let _cache = crate::sys::alloc::ThreadCache::on();
-    EXECUTOR.with(|ex| async_io::block_on(ex.run(fut)))
+    // `fut` runs as a task: the future `block_on` itself runs is polled at every wake of
+    // the thread, which for the supervisor's would mean a read of its signal pipe each time
+    // any connection's task is woken; a task is polled only when its own waker fires.
+    EXECUTOR.with(|ex| async_io::block_on(ex.run(ex.spawn(fut))))
 }
 
 /// Run `test` as a task of this thread's executor, as a worker runs its connections (a
