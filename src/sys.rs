@@ -37,8 +37,8 @@ pub fn share_tcp_ports(on: bool) {
 }
 
 /// A non-blocking TCP listener on `addr` with SO_REUSEADDR, IPV6_V6ONLY for IPv6 (so `0.0.0.0`
-/// and `[::]` on one port can coexist), SO_REUSEPORT with several workers, and the given
-/// accept backlog.
+/// and `[::]` on one port can coexist), SO_REUSEPORT with several workers, TCP_NODELAY for
+/// the connections it accepts, and the given accept backlog.
 ///
 /// # Errors
 /// The socket, bind or listen call failed (address in use, not local, permission).
@@ -56,6 +56,10 @@ pub fn bind_tcp(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     if addr.is_ipv6() {
         sockopt::set_ipv6_v6only(&fd, true)?;
     }
+    // Accepted sockets inherit it (Linux copies the listener's options to each connection),
+    // which saves a setsockopt(2) per connection: proxied bytes are never held back for
+    // Nagle's algorithm.
+    sockopt::set_tcp_nodelay(&fd, true)?;
     rustix::net::bind(&fd, &addr)?;
     rustix::net::listen(&fd, backlog_arg(backlog))?;
     Ok(TcpListener::from(fd))
@@ -440,5 +444,14 @@ mod tests {
         if let Ok(v6) = bind_tcp(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)), 16) {
             assert_eq!(v6.local_addr().unwrap().port(), port);
         }
+    }
+
+    #[test]
+    fn accepted_connections_inherit_nodelay_from_the_listener() {
+        let listener = bind_tcp("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        listener.set_nonblocking(false).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 }

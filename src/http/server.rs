@@ -66,7 +66,6 @@ pub async fn accept_loop(
         match EdgeStream::accept(&listener).await {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
-                let _ = stream.get_ref().set_nodelay(true);
                 let cx = ConnInfo {
                     peer,
                     local: addr,

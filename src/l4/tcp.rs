@@ -271,7 +271,7 @@ async fn handle(
     };
     log.target = target.to_string();
     let _hold = shared.hold_target(&target);
-    let _ = client.get_ref().set_nodelay(true);
+    // (The client's socket has TCP_NODELAY from its listener: sys::bind_tcp.)
     let _ = upstream.get_ref().set_nodelay(true);
 
     // The PROXY header (if any), then the probed bytes exactly as the client sent them.
