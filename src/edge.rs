@@ -51,6 +51,10 @@ struct Slot {
     /// The set reported the peer's end of the stream (or an error): a short read no longer
     /// means drained, as the end (or the error) waits behind the bytes with no new event.
     ended: bool,
+    /// The set reported TCP urgent data: a read stops short at its mark with bytes after
+    /// it, so here too only `WouldBlock` means drained (telnet and FTP, relayed by L4
+    /// services, send it).
+    urgent: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
 }
@@ -131,7 +135,12 @@ impl Reactor {
                     if broken || flags.contains(epoll::EventFlags::RDHUP) {
                         slot.ended = true;
                     }
-                    if slot.ended || flags.contains(epoll::EventFlags::IN) {
+                    if flags.contains(epoll::EventFlags::PRI) {
+                        slot.urgent = true;
+                    }
+                    if slot.ended
+                        || flags.intersects(epoll::EventFlags::IN | epoll::EventFlags::PRI)
+                    {
                         slot.readable = true;
                         wake.extend(slot.reader.take());
                     }
@@ -174,7 +183,7 @@ async fn drive(r: Rc<Reactor>) {
             // memory passes), and say so once per spell.
             Err(e) => {
                 if !failing {
-                    log::error!("http: polling the sockets' epoll set failed: {e}; retrying");
+                    log::error!("polling the TCP sockets' epoll set failed: {e}; retrying");
                 }
                 failing = true;
                 async_io::Timer::after(RETRY).await;
@@ -211,7 +220,13 @@ impl EdgeStream {
     /// (the connection is then closed).
     pub async fn accept(listener: &Async<TcpListener>) -> io::Result<(EdgeStream, SocketAddr)> {
         let (tcp, peer) = listener.read_with(sys::accept_nonblocking).await?;
-        Ok((EdgeStream::join(tcp, true)?, peer))
+        let stream = EdgeStream::join(tcp, true).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot watch the connection from {peer}: {e}"),
+            )
+        })?;
+        Ok((stream, peer))
     }
 
     /// Connect to `addr` with a non-blocking socket in this thread's set, and wait until the
@@ -229,8 +244,13 @@ impl EdgeStream {
             .borrow()
             .get(stream.key)
             .is_none_or(|s| s.ended);
-        if failed && let Some(e) = stream.tcp.take_error()? {
-            return Err(e);
+        if failed {
+            if let Some(e) = stream.tcp.take_error()? {
+                return Err(e);
+            }
+            // A hang-up with no error recorded: connected only if the socket has a peer
+            // (ENOTCONN otherwise).
+            stream.tcp.peer_addr()?;
         }
         Ok(stream)
     }
@@ -240,6 +260,7 @@ impl EdgeStream {
         let reactor = Reactor::get()?;
         let key = reactor.take_slot(ready);
         let flags = epoll::EventFlags::IN
+            | epoll::EventFlags::PRI
             | epoll::EventFlags::OUT
             | epoll::EventFlags::RDHUP
             | epoll::EventFlags::ET;
@@ -364,7 +385,7 @@ impl EdgeStream {
         if let Some(slot) = self.reactor.slots.borrow_mut().get_mut(self.key) {
             if write {
                 slot.writable = false;
-            } else if surely || !slot.ended {
+            } else if surely || !(slot.ended || slot.urgent) {
                 slot.readable = false;
             }
         }
@@ -374,10 +395,10 @@ impl EdgeStream {
 impl Drop for EdgeStream {
     fn drop(&mut self) {
         // The waiters are dropped with the slot's state. No `epoll_ctl` to leave the set:
-        // closing the socket, right after this, takes it out (no stream's socket is ever
-        // duplicated, so this is its last descriptor), and nothing polls the set in between.
-        // (An event of a duplicated socket would only make the slot's next stream try a
-        // read or write that hears `WouldBlock`.)
+        // closing the socket, right after this, takes it out, and nothing polls the set in
+        // between. That holds because this is the socket's last descriptor: a stream's
+        // socket is never duplicated (`get_ref` lends it, nothing clones it). A duplicate
+        // would stay in the set and could hand its events to the slot's next stream.
         if let Some(slot) = self.reactor.slots.borrow_mut().get_mut(self.key) {
             *slot = Slot::default();
         }
@@ -623,6 +644,59 @@ mod tests {
                 .err()
                 .expect("nothing listens there");
             assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        });
+    }
+
+    #[test]
+    fn bytes_after_urgent_data_are_read_though_a_read_stopped_short_at_its_mark() {
+        run(async {
+            let (mut ours, theirs) = pair().await;
+            let mut buf = [0u8; 64];
+            assert!(
+                poll_once(ours.read(&mut buf)).await.is_none(),
+                "nothing sent yet"
+            );
+            // All three arrive before the set is next polled: one event for them.
+            use rustix::net::{SendFlags, send};
+            send(&theirs, b"abc", SendFlags::empty()).unwrap();
+            send(&theirs, b"dX", SendFlags::OOB).unwrap();
+            send(&theirs, b"efg", SendFlags::empty()).unwrap();
+            // The first read stops at the urgent mark ("abcd"); "efg" waits behind it with no
+            // new event to announce it. (The urgent byte itself is out of band.)
+            let mut got = Vec::new();
+            while got.len() < 7 {
+                let n = ours.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, b"abcdefg");
+        });
+    }
+
+    /// The descriptors in the set, from /proc (a line "tfd: N" per watched descriptor).
+    fn watched(r: &Reactor) -> Vec<i32> {
+        use std::os::fd::AsRawFd;
+        let info =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", r.epoll.as_raw_fd())).unwrap();
+        info.lines()
+            .filter_map(|l| {
+                l.strip_prefix("tfd:")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_dropped_stream_leaves_the_set_with_its_socket() {
+        use std::os::fd::AsRawFd;
+        run(async {
+            let (ours, _theirs) = pair().await;
+            let (fd, reactor) = (ours.get_ref().as_raw_fd(), ours.reactor.clone());
+            assert!(watched(&reactor).contains(&fd));
+            drop(ours);
+            assert!(!watched(&reactor).contains(&fd), "closing took it out");
         });
     }
 }
