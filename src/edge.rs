@@ -159,6 +159,14 @@ impl Reactor {
     }
 }
 
+/// What the set watches for on a stream's socket: everything, or (`reads` false) only room
+/// to write and errors.
+fn interest(reads: bool) -> epoll::EventFlags {
+    let all_reads = epoll::EventFlags::IN | epoll::EventFlags::PRI | epoll::EventFlags::RDHUP;
+    let always = epoll::EventFlags::OUT | epoll::EventFlags::ET;
+    if reads { all_reads | always } else { always }
+}
+
 /// Make this thread's set (and its driver task) now, before its sockets need it; a failure
 /// is logged, and the first stream tries again.
 pub fn prepare() {
@@ -259,16 +267,11 @@ impl EdgeStream {
     fn join(tcp: TcpStream, ready: bool) -> io::Result<EdgeStream> {
         let reactor = Reactor::get()?;
         let key = reactor.take_slot(ready);
-        let flags = epoll::EventFlags::IN
-            | epoll::EventFlags::PRI
-            | epoll::EventFlags::OUT
-            | epoll::EventFlags::RDHUP
-            | epoll::EventFlags::ET;
         if let Err(e) = epoll::add(
             reactor.epoll.get_ref(),
             &tcp,
             epoll::EventData::new_u64(key as u64),
-            flags,
+            interest(true),
         ) {
             reactor.free.borrow_mut().push(key);
             return Err(e.into());
@@ -278,6 +281,24 @@ impl EdgeStream {
 
     pub fn get_ref(&self) -> &TcpStream {
         &self.tcp
+    }
+
+    /// Stop (`false`) or resume (`true`) the set's reports of bytes arriving, for a reader
+    /// about to read in a loop until the socket says `WouldBlock`: each arrival would
+    /// otherwise make the set ready again, and whichever thread waits in async-io's reactor
+    /// meanwhile (its own, when this one is busy) would wake for nothing. Resuming reports
+    /// bytes already there at once. Writes are still reported throughout.
+    ///
+    /// # Errors
+    /// As epoll_ctl(2); after a failed resume the reader must not wait on the set.
+    pub fn watch_reads(&self, on: bool) -> io::Result<()> {
+        let data = epoll::EventData::new_u64(self.key as u64);
+        Ok(epoll::modify(
+            self.reactor.epoll.get_ref(),
+            &self.tcp,
+            data,
+            interest(on),
+        )?)
     }
 
     /// Let the next read ask the kernel even if the socket was drained and the set has
@@ -697,6 +718,24 @@ mod tests {
             assert!(watched(&reactor).contains(&fd));
             drop(ours);
             assert!(!watched(&reactor).contains(&fd), "closing took it out");
+        });
+    }
+
+    #[test]
+    fn resumed_reads_report_bytes_that_arrived_while_paused() {
+        run(async {
+            let (mut ours, mut theirs) = pair().await;
+            let mut buf = [0u8; 8];
+            assert!(
+                poll_once(ours.read(&mut buf)).await.is_none(),
+                "nothing sent yet"
+            );
+            ours.watch_reads(false).unwrap();
+            theirs.write_all(b"hi").unwrap();
+            // The arrival was not reported; resuming reports what is there.
+            ours.watch_reads(true).unwrap();
+            let n = ours.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"hi");
         });
     }
 }

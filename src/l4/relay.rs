@@ -185,8 +185,11 @@ async fn pump(from: &EdgeStream, to: &EdgeStream, dir: Direction<'_>) -> io::Res
                 return pump_copy(from, to, dir).await;
             }
         };
+        // A large burst reads until WouldBlock: the set need not report arrivals meanwhile.
+        let _ = from.watch_reads(false);
         // A burst that fails may leave bytes in the pipe: then the pipe is dropped, not kept.
         let (burst, moved) = splice_burst(from, to, &pipe.0, &pipe.1, &dir).await?;
+        from.watch_reads(true)?;
         give_back(pipe);
         if burst == Burst::Eof {
             dir.eof(to);
