@@ -26,6 +26,16 @@ fn family(addr: &SocketAddr) -> AddressFamily {
     }
 }
 
+/// A non-blocking, close-on-exec socket of `kind` for `addr`'s family.
+fn socket_for(addr: &SocketAddr, kind: SocketType) -> io::Result<std::os::fd::OwnedFd> {
+    Ok(rustix::net::socket_with(
+        family(addr),
+        kind,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?)
+}
+
 /// Whether TCP listeners are bound with SO_REUSEPORT: each worker thread binds its own
 /// socket to every TCP address and the kernel spreads new connections over them.
 static SHARE_TCP_PORTS: AtomicBool = AtomicBool::new(false);
@@ -43,12 +53,7 @@ pub fn share_tcp_ports(on: bool) {
 /// # Errors
 /// The socket, bind or listen call failed (address in use, not local, permission).
 pub fn bind_tcp(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let fd = rustix::net::socket_with(
-        family(&addr),
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
+    let fd = socket_for(&addr, SocketType::STREAM)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     if SHARE_TCP_PORTS.load(Ordering::Relaxed) {
         sockopt::set_socket_reuseport(&fd, true)?;
@@ -86,12 +91,7 @@ pub fn accept_nonblocking(listener: &impl AsFd) -> io::Result<(TcpStream, Socket
 /// # Errors
 /// As socket(2) and connect(2), except "in progress".
 pub fn connect_nonblocking(addr: SocketAddr) -> io::Result<TcpStream> {
-    let fd = rustix::net::socket_with(
-        family(&addr),
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
+    let fd = socket_for(&addr, SocketType::STREAM)?;
     match rustix::net::connect(&fd, &addr) {
         // (Interrupted: the connection is still made in the background, as with EINPROGRESS.)
         Ok(()) | Err(rustix::io::Errno::INPROGRESS | rustix::io::Errno::INTR) => {
@@ -183,12 +183,7 @@ fn backlog_arg(backlog: u32) -> i32 {
 /// # Errors
 /// The socket, option or bind call failed.
 pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let fd = rustix::net::socket_with(
-        family(&addr),
-        SocketType::DGRAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
+    let fd = socket_for(&addr, SocketType::DGRAM)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     if addr.is_ipv6() {
         sockopt::set_ipv6_v6only(&fd, true)?;
