@@ -217,15 +217,12 @@ pub struct EdgeStream {
 }
 
 impl EdgeStream {
-    /// Take `stream` out of async-io's reactor and into this thread's edge-triggered set.
-    /// (Leaving async-io's reactor and joining the set costs an `epoll_ctl` each; sockets
-    /// made here with [`EdgeStream::accept`] or [`EdgeStream::connect`] save both.)
-    ///
-    /// # Errors
-    /// Creating the set or adding the socket failed (out of descriptors or memory).
-    pub fn new(stream: Async<TcpStream>) -> io::Result<EdgeStream> {
-        // Still non-blocking, as async-io made it.
-        EdgeStream::join(stream.into_inner()?, true)
+    /// Put a connected std stream (tests' sockets) into this thread's set; the server's
+    /// come in through [`EdgeStream::accept`] and [`EdgeStream::connect`].
+    #[cfg(test)]
+    pub(crate) fn from_std(tcp: TcpStream) -> io::Result<EdgeStream> {
+        tcp.set_nonblocking(true)?;
+        EdgeStream::join(tcp, true)
     }
 
     /// Accept a connection from `listener` (a socket in async-io's reactor) straight into

@@ -14,11 +14,9 @@ use super::*;
 /// Our end in the edge set, and the peer's plain blocking end.
 async fn pair() -> (EdgeStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let ours = Async::<TcpStream>::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
+    let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (theirs, _) = listener.accept().unwrap();
-    (EdgeStream::new(ours).unwrap(), theirs)
+    (EdgeStream::from_std(ours).unwrap(), theirs)
 }
 
 fn run(test: impl Future<Output = ()> + 'static) {
@@ -132,6 +130,10 @@ fn connect_and_accept_make_streams_of_the_set() {
                 .await
                 .unwrap();
         assert_eq!(peer, out.get_ref().local_addr().unwrap());
+        assert!(
+            out.get_ref().nodelay().unwrap(),
+            "connected with TCP_NODELAY"
+        );
         out.write_all(b"ping").await.unwrap();
         let mut buf = [0u8; 4];
         inn.read_exact(&mut buf).await.unwrap();

@@ -85,13 +85,15 @@ pub fn accept_nonblocking(listener: &impl AsFd) -> io::Result<(TcpStream, Socket
     Ok((TcpStream::from(fd), peer))
 }
 
-/// A non-blocking, close-on-exec TCP socket with a connection to `addr` under way: the
-/// caller waits until it is writable and then learns whether it was made.
+/// A non-blocking, close-on-exec TCP socket with TCP_NODELAY (proxied bytes are never held
+/// back for Nagle's algorithm) and a connection to `addr` under way: the caller waits until
+/// it is writable and then learns whether it was made.
 ///
 /// # Errors
 /// As socket(2) and connect(2), except "in progress".
 pub fn connect_nonblocking(addr: SocketAddr) -> io::Result<TcpStream> {
     let fd = socket_for(&addr, SocketType::STREAM)?;
+    sockopt::set_tcp_nodelay(&fd, true)?;
     match rustix::net::connect(&fd, &addr) {
         // (Interrupted: the connection is still made in the background, as with EINPROGRESS.)
         Ok(()) | Err(rustix::io::Errno::INPROGRESS | rustix::io::Errno::INTR) => {

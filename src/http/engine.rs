@@ -504,10 +504,7 @@ pub async fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<EdgeStre
         )
         .await;
         match attempt {
-            Ok(Some(s)) => {
-                let _ = s.get_ref().set_nodelay(true);
-                return Ok(s);
-            }
+            Ok(Some(s)) => return Ok(s),
             Ok(None) => last = format!("{addr}: connect timed out after {timeout:?}"),
             Err(e) => last = format!("{addr}: {e}"),
         }

@@ -7,8 +7,6 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 
-use async_io::Async;
-
 use crate::state;
 
 /// A connected pair: (our end, in this thread's edge set; the peer, a blocking std
@@ -17,7 +15,7 @@ fn pair() -> (EdgeStream, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (ours, _) = l.accept().unwrap();
-    (EdgeStream::new(Async::new(ours).unwrap()).unwrap(), peer)
+    (EdgeStream::from_std(ours).unwrap(), peer)
 }
 
 /// As [`pair`], with the peer's receive buffer (set before it connects, so its window
@@ -30,7 +28,7 @@ fn pair_with_buffers(size: usize) -> (EdgeStream, TcpStream) {
     rustix::net::connect(&fd, &l.local_addr().unwrap()).unwrap();
     let (ours, _) = l.accept().unwrap();
     sockopt::set_socket_send_buffer_size(&ours, size).unwrap();
-    let ours = EdgeStream::new(Async::new(ours).unwrap()).unwrap();
+    let ours = EdgeStream::from_std(ours).unwrap();
     (ours, TcpStream::from(fd))
 }
 

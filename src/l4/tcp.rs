@@ -271,8 +271,8 @@ async fn handle(
     };
     log.target = target.to_string();
     let _hold = shared.hold_target(&target);
-    // (The client's socket has TCP_NODELAY from its listener: sys::bind_tcp.)
-    let _ = upstream.get_ref().set_nodelay(true);
+    // (Both sockets have TCP_NODELAY: the client's from its listener, sys::bind_tcp; the
+    // upstream's from sys::connect_nonblocking.)
 
     // The PROXY header (if any), then the probed bytes exactly as the client sent them.
     let dst = || dst.unwrap_or_else(|| client.get_ref().local_addr().unwrap_or(listener));
