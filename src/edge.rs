@@ -1,20 +1,20 @@
-//! Edge-triggered TCP streams for the HTTP engine and the L4 relay. Does IO.
+//! Edge-triggered TCP streams and listeners for the HTTP engine and the L4 relay, in the
+//! epoll set a worker thread's run loop sleeps in ([`crate::runloop`]). Does IO.
 //!
 //! Why: async-io arms a one-shot epoll interest each time a read or write would block, so
 //! every wait costs an `epoll_ctl` and, after the event, a read that returns `EAGAIN` first.
 //! A keep-alive request through the proxy waits twice (the client's next request, the
 //! upstream's response): four system calls of about ten per request went to that.
 //!
-//! Here each socket is added once, edge-triggered, to an epoll set of this worker thread,
-//! and the stream keeps its own readiness: a read that returns less than asked for, or
+//! Here each socket is added once, edge-triggered, to the set of this worker thread, and
+//! the stream keeps its own readiness: a read that returns less than asked for, or
 //! `EAGAIN`, marks the socket drained, and the next read waits for the set to report new
-//! bytes without asking the kernel first. The set itself is one descriptor in async-io's
-//! reactor; a driver task collects its events in batches (one `epoll_wait` and one
-//! re-arm per reactor pass, however many sockets became ready) and wakes the tasks that
-//! wait on them.
+//! bytes without asking the kernel first. The run loop collects the set's events in batches
+//! (one `epoll_wait` however many sockets became ready) and wakes the tasks that wait on
+//! them.
 //!
 //! Everything here belongs to one worker thread (`Rc`, thread-locals); streams never move
-//! between threads.
+//! between threads. A thread with no run loop has no set: its streams fail to open.
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -22,6 +22,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use async_io::Async;
@@ -30,7 +31,8 @@ use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
 
 use crate::http::conn::HalfClose;
-use crate::{state, sys};
+use crate::runloop::Unpark;
+use crate::sys;
 
 /// How many events one `epoll_wait` collects; a fuller batch is followed by another.
 const BATCH: usize = 256;
@@ -38,8 +40,8 @@ const BATCH: usize = 256;
 /// The most slices one writev(2) takes (Linux's IOV_MAX); std passes no more.
 const IOV_MAX: usize = 1024;
 
-/// The driver's pause before it polls again after a failure.
-const RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+/// The key of the run loop's eventfd in the set (never a slot's).
+const WAKE: u64 = u64::MAX;
 
 /// What the set last said about one socket, and who waits on it.
 #[derive(Default)]
@@ -61,32 +63,105 @@ struct Slot {
 
 /// One worker thread's epoll set and the state of every stream in it.
 struct Reactor {
-    epoll: Async<OwnedFd>,
+    epoll: OwnedFd,
     slots: RefCell<Vec<Slot>>,
     /// Indexes of `slots` no stream uses.
     free: RefCell<Vec<usize>>,
+    /// How other threads (and wakers called from them) wake the run loop.
+    unpark: Arc<Unpark>,
+    /// Room for the events of one `epoll_wait` and the wakers they call, kept between waits.
+    events: RefCell<Vec<epoll::Event>>,
+    wake: RefCell<Vec<Waker>>,
 }
 
 thread_local! {
     static REACTOR: RefCell<Option<Rc<Reactor>>> = const { RefCell::new(None) };
 }
 
-impl Reactor {
-    /// This thread's reactor, created (with its driver task) on first use.
-    fn get() -> io::Result<Rc<Reactor>> {
+/// The set a run loop sleeps in (see [`crate::runloop`]).
+pub(crate) struct LoopSet(Rc<Reactor>);
+
+impl LoopSet {
+    /// This thread's set, made on first use with the eventfd that wakes it.
+    ///
+    /// # Errors
+    /// As epoll_create(2), eventfd(2) and epoll_ctl(2).
+    pub(crate) fn open() -> io::Result<LoopSet> {
         REACTOR.with(|r| {
             if let Some(r) = r.borrow().as_ref() {
-                return Ok(r.clone());
+                return Ok(LoopSet(r.clone()));
             }
             let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+            let unpark = Arc::new(Unpark::new()?);
+            // Edge-triggered: each write reports anew, so the counter is never read (it
+            // fills only after 2^64 - 2 wakes).
+            epoll::add(
+                &epoll,
+                unpark.fd(),
+                epoll::EventData::new_u64(WAKE),
+                epoll::EventFlags::IN | epoll::EventFlags::ET,
+            )?;
             let reactor = Rc::new(Reactor {
-                epoll: Async::new(epoll)?,
+                epoll,
                 slots: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
+                unpark,
+                events: RefCell::new(Vec::with_capacity(BATCH)),
+                wake: RefCell::new(Vec::new()),
             });
-            state::spawn(drive(reactor.clone())).detach();
             *r.borrow_mut() = Some(reactor.clone());
-            Ok(reactor)
+            Ok(LoopSet(reactor))
+        })
+    }
+
+    pub(crate) fn unpark(&self) -> &Arc<Unpark> {
+        &self.0.unpark
+    }
+
+    /// Wait up to `timeout` (none: until something happens) for the set's events, and wake
+    /// the tasks that wait on the sockets they concern.
+    ///
+    /// # Errors
+    /// As epoll_wait(2) (interruptions are not errors).
+    pub(crate) fn wait(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        let mut timeout = timeout.map(|d| rustix::time::Timespec {
+            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        let (mut events, mut wake) = (self.0.events.borrow_mut(), self.0.wake.borrow_mut());
+        loop {
+            events.clear();
+            match epoll::wait(
+                &self.0.epoll,
+                spare_capacity(&mut *events),
+                timeout.as_ref(),
+            ) {
+                Err(rustix::io::Errno::INTR) => {
+                    self.0.unpark.running();
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+            // Before any task is woken: a wake from this thread then costs no write.
+            self.0.unpark.running();
+            self.0.hand_out(&events, &mut wake);
+            // Woken outside the slots' borrow: a waker may run code that touches them.
+            wake.drain(..).for_each(Waker::wake);
+            if events.len() < BATCH {
+                return Ok(());
+            }
+            // A full batch: take what else is there now, without sleeping.
+            timeout = Some(rustix::time::Timespec::default());
+        }
+    }
+}
+
+impl Reactor {
+    /// This thread's reactor, if its run loop has made one.
+    fn get() -> io::Result<Rc<Reactor>> {
+        REACTOR.with(|r| r.borrow().clone()).ok_or_else(|| {
+            io::Error::other("this thread runs no event loop for edge-triggered sockets")
         })
     }
 
@@ -109,51 +184,60 @@ impl Reactor {
         key
     }
 
-    /// Collect what the set reports and wake the waiting tasks (`wake`: room for their
-    /// wakers, kept between calls).
-    fn dispatch(&self, events: &mut Vec<epoll::Event>, wake: &mut Vec<Waker>) -> io::Result<()> {
-        loop {
-            events.clear();
-            let polled = epoll::wait(
-                self.epoll.get_ref(),
-                spare_capacity(events),
-                Some(&rustix::time::Timespec::default()),
-            );
-            match polled {
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-                Ok(_) => {}
+    /// Ready when slot `key` says a read (`write`: a write) may succeed; otherwise the
+    /// task waits for the set to report the socket ready again.
+    fn poll_ready(&self, key: usize, cx: &mut Context<'_>, write: bool) -> Poll<()> {
+        let replaced = {
+            let mut slots = self.slots.borrow_mut();
+            // A slot is never taken from a live stream; without one, let the op report.
+            let Some(slot) = slots.get_mut(key) else {
+                return Poll::Ready(());
+            };
+            let (ready, waiter) = if write {
+                (slot.writable, &mut slot.writer)
+            } else {
+                (slot.readable, &mut slot.reader)
+            };
+            if ready {
+                return Poll::Ready(());
             }
-            {
-                let mut slots = self.slots.borrow_mut();
-                for ev in events.iter() {
-                    let (flags, key) = (ev.flags, ev.data.u64() as usize);
-                    let Some(slot) = slots.get_mut(key) else {
-                        continue;
-                    };
-                    let broken = flags.intersects(epoll::EventFlags::ERR | epoll::EventFlags::HUP);
-                    if broken || flags.contains(epoll::EventFlags::RDHUP) {
-                        slot.ended = true;
-                    }
-                    if flags.contains(epoll::EventFlags::PRI) {
-                        slot.urgent = true;
-                    }
-                    if slot.ended
-                        || flags.intersects(epoll::EventFlags::IN | epoll::EventFlags::PRI)
-                    {
-                        slot.readable = true;
-                        wake.extend(slot.reader.take());
-                    }
-                    if broken || flags.contains(epoll::EventFlags::OUT) {
-                        slot.writable = true;
-                        wake.extend(slot.writer.take());
-                    }
-                }
+            if waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                return Poll::Pending;
             }
-            // Woken outside the borrow: a waker may run code that touches the slots.
-            wake.drain(..).for_each(Waker::wake);
-            if events.len() < BATCH {
-                return Ok(());
+            waiter.replace(cx.waker().clone())
+        };
+        // Another task now waits in this direction: the one it replaces is woken to look
+        // again, not forgotten (outside the borrow, like the run loop's wakes).
+        if let Some(old) = replaced {
+            old.wake();
+        }
+        Poll::Pending
+    }
+
+    /// Mark the slots `events` concern ready, and collect the wakers of the tasks that
+    /// wait on them in `wake`. (The run loop's eventfd has no slot: its events only end
+    /// the wait.)
+    fn hand_out(&self, events: &[epoll::Event], wake: &mut Vec<Waker>) {
+        let mut slots = self.slots.borrow_mut();
+        for ev in events.iter() {
+            let (flags, key) = (ev.flags, ev.data.u64() as usize);
+            let Some(slot) = slots.get_mut(key) else {
+                continue;
+            };
+            let broken = flags.intersects(epoll::EventFlags::ERR | epoll::EventFlags::HUP);
+            if broken || flags.contains(epoll::EventFlags::RDHUP) {
+                slot.ended = true;
+            }
+            if flags.contains(epoll::EventFlags::PRI) {
+                slot.urgent = true;
+            }
+            if slot.ended || flags.intersects(epoll::EventFlags::IN | epoll::EventFlags::PRI) {
+                slot.readable = true;
+                wake.extend(slot.reader.take());
+            }
+            if broken || flags.contains(epoll::EventFlags::OUT) {
+                slot.writable = true;
+                wake.extend(slot.writer.take());
             }
         }
     }
@@ -176,35 +260,89 @@ fn interest(reads: bool) -> epoll::EventFlags {
     if reads { all_reads | always } else { always }
 }
 
-/// Make this thread's set (and its driver task) now, before its sockets need it; a failure
-/// is logged, and the first stream tries again.
+/// Make this thread's set now, before its sockets need it (the run loop makes it when it
+/// starts, which may be after the first listeners are bound); a failure is logged.
 pub fn prepare() {
-    if let Err(e) = Reactor::get() {
+    if let Err(e) = LoopSet::open() {
         log::error!("cannot make this worker's epoll set for TCP sockets yet: {e}");
     }
 }
 
-/// The driver: waits until the set has events, hands them out, and waits again. It lives as
-/// long as its thread's executor.
-async fn drive(r: Rc<Reactor>) {
-    let (mut events, mut wake) = (Vec::with_capacity(BATCH), Vec::new());
-    let mut failing = false;
-    loop {
-        let polled = match r.epoll.readable().await {
-            Ok(()) => r.dispatch(&mut events, &mut wake),
-            Err(e) => Err(e),
-        };
-        match polled {
-            Ok(()) => failing = false,
-            // Nothing else would ever wake this thread's HTTP sockets: keep trying (out of
-            // memory passes), and say so once per spell.
-            Err(e) => {
-                if !failing {
-                    log::error!("polling the TCP sockets' epoll set failed: {e}; retrying");
+/// A listening socket, in this thread's set from its first accept on. The socket is
+/// shared (the reload code keeps it, in async-io's reactor, across reloads), so it leaves
+/// the set by an explicit `epoll_ctl` when this is dropped, not by being closed.
+pub struct EdgeListener {
+    listener: Rc<Async<TcpListener>>,
+    /// The slot and set, once added.
+    watched: Option<(usize, Rc<Reactor>)>,
+}
+
+impl EdgeListener {
+    pub fn new(listener: Rc<Async<TcpListener>>) -> EdgeListener {
+        EdgeListener {
+            listener,
+            watched: None,
+        }
+    }
+
+    /// Accept a connection straight into this thread's set: accept4(2) makes it
+    /// non-blocking, so no call follows but the one that adds it to the set.
+    ///
+    /// # Errors
+    /// As accept(2) (`WouldBlock` is waited out), or adding the listener or the connection
+    /// to the set failed (the connection is then closed).
+    pub async fn accept(&mut self) -> io::Result<(EdgeStream, SocketAddr)> {
+        let (key, reactor) = match &self.watched {
+            Some(w) => w.clone(),
+            None => {
+                let reactor = Reactor::get()?;
+                let key = reactor.take_slot(true);
+                if let Err(e) = epoll::add(
+                    &reactor.epoll,
+                    &*self.listener,
+                    epoll::EventData::new_u64(key as u64),
+                    epoll::EventFlags::IN | epoll::EventFlags::ET,
+                ) {
+                    reactor.free.borrow_mut().push(key);
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot watch the listening socket: {e}"),
+                    ));
                 }
-                failing = true;
-                async_io::Timer::after(RETRY).await;
+                self.watched = Some((key, reactor.clone()));
+                (key, reactor)
             }
+        };
+        let (tcp, peer) = loop {
+            futures_lite::future::poll_fn(|cx| reactor.poll_ready(key, cx, false)).await;
+            match sys::accept_nonblocking(self.listener.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(slot) = reactor.slots.borrow_mut().get_mut(key) {
+                        slot.readable = false;
+                    }
+                }
+                done => break done?,
+            }
+        };
+        let stream = EdgeStream::join(tcp, true).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot watch the connection from {peer}: {e}"),
+            )
+        })?;
+        Ok((stream, peer))
+    }
+}
+
+impl Drop for EdgeListener {
+    fn drop(&mut self) {
+        if let Some((key, reactor)) = self.watched.take() {
+            // The socket is still open (this holds it), so the call finds it.
+            let _ = epoll::delete(&reactor.epoll, &*self.listener);
+            if let Some(slot) = reactor.slots.borrow_mut().get_mut(key) {
+                *slot = Slot::default();
+            }
+            reactor.free.borrow_mut().push(key);
         }
     }
 }
@@ -218,29 +356,11 @@ pub struct EdgeStream {
 
 impl EdgeStream {
     /// Put a connected std stream (tests' sockets) into this thread's set; the server's
-    /// come in through [`EdgeStream::accept`] and [`EdgeStream::connect`].
+    /// come in through [`EdgeListener::accept`] and [`EdgeStream::connect`].
     #[cfg(test)]
     pub(crate) fn from_std(tcp: TcpStream) -> io::Result<EdgeStream> {
         tcp.set_nonblocking(true)?;
         EdgeStream::join(tcp, true)
-    }
-
-    /// Accept a connection from `listener` (a socket in async-io's reactor) straight into
-    /// this thread's set: accept4(2) makes it non-blocking, so no call follows but the one
-    /// that adds it to the set.
-    ///
-    /// # Errors
-    /// As accept(2) (the listener's `WouldBlock` is waited out), or adding to the set failed
-    /// (the connection is then closed).
-    pub async fn accept(listener: &Async<TcpListener>) -> io::Result<(EdgeStream, SocketAddr)> {
-        let (tcp, peer) = listener.read_with(sys::accept_nonblocking).await?;
-        let stream = EdgeStream::join(tcp, true).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot watch the connection from {peer}: {e}"),
-            )
-        })?;
-        Ok((stream, peer))
     }
 
     /// Connect to `addr` with a non-blocking socket in this thread's set, and wait until the
@@ -274,7 +394,7 @@ impl EdgeStream {
         let reactor = Reactor::get()?;
         let key = reactor.take_slot(ready);
         if let Err(e) = epoll::add(
-            reactor.epoll.get_ref(),
+            &reactor.epoll,
             &tcp,
             epoll::EventData::new_u64(key as u64),
             interest(true),
@@ -291,16 +411,15 @@ impl EdgeStream {
 
     /// Stop (`false`) or resume (`true`) the set's reports of bytes arriving, for a reader
     /// about to read in a loop until the socket says `WouldBlock`: each arrival would
-    /// otherwise make the set ready again, and whichever thread waits in async-io's reactor
-    /// meanwhile (its own, when this one is busy) would wake for nothing. Resuming reports
-    /// bytes already there at once. Writes are still reported throughout.
+    /// otherwise make the set ready again, an event for the run loop to collect for nothing.
+    /// Resuming reports bytes already there at once. Writes are still reported throughout.
     ///
     /// # Errors
     /// As epoll_ctl(2); after a failed resume the reader must not wait on the set.
     pub fn watch_reads(&self, on: bool) -> io::Result<()> {
         let data = epoll::EventData::new_u64(self.key as u64);
         Ok(epoll::modify(
-            self.reactor.epoll.get_ref(),
+            &self.reactor.epoll,
             &self.tcp,
             data,
             interest(on),
@@ -318,31 +437,7 @@ impl EdgeStream {
     /// Ready when the slot says a read (`write`: a write) may succeed; otherwise the task
     /// waits for the set to report the socket ready again.
     fn poll_ready(&self, cx: &mut Context<'_>, write: bool) -> Poll<()> {
-        let replaced = {
-            let mut slots = self.reactor.slots.borrow_mut();
-            // A slot is never taken from a live stream; without one, let the op report.
-            let Some(slot) = slots.get_mut(self.key) else {
-                return Poll::Ready(());
-            };
-            let (ready, waiter) = if write {
-                (slot.writable, &mut slot.writer)
-            } else {
-                (slot.readable, &mut slot.reader)
-            };
-            if ready {
-                return Poll::Ready(());
-            }
-            if waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                return Poll::Pending;
-            }
-            waiter.replace(cx.waker().clone())
-        };
-        // Another task now waits in this direction: the one it replaces is woken to look
-        // again, not forgotten (outside the borrow, like the driver's wakes).
-        if let Some(old) = replaced {
-            old.wake();
-        }
-        Poll::Pending
+        self.reactor.poll_ready(self.key, cx, write)
     }
 
     /// Wait until the set says a read (`write`: a write) may succeed, without trying one.

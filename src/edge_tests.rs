@@ -20,7 +20,7 @@ async fn pair() -> (EdgeStream, TcpStream) {
 }
 
 fn run(test: impl Future<Output = ()> + 'static) {
-    state::run_as_task(test);
+    crate::state::run_as_task(test);
 }
 
 #[test]
@@ -125,8 +125,9 @@ fn connect_and_accept_make_streams_of_the_set() {
     run(async {
         let listener = Async::new(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
         let addr = listener.get_ref().local_addr().unwrap();
+        let mut listener = EdgeListener::new(Rc::new(listener));
         let (mut out, (mut inn, peer)) =
-            future::try_zip(EdgeStream::connect(addr), EdgeStream::accept(&listener))
+            future::try_zip(EdgeStream::connect(addr), listener.accept())
                 .await
                 .unwrap();
         assert_eq!(peer, out.get_ref().local_addr().unwrap());
@@ -228,5 +229,35 @@ fn resumed_reads_report_bytes_that_arrived_while_paused() {
         ours.watch_reads(true).unwrap();
         let n = ours.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"hi");
+    });
+}
+
+#[test]
+fn a_listener_joins_the_set_at_its_first_accept_and_leaves_it_when_dropped() {
+    use std::os::fd::AsRawFd;
+    run(async {
+        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let shared = Rc::new(Async::new(std_listener).unwrap());
+        let fd = shared.get_ref().as_raw_fd();
+        let mut listener = EdgeListener::new(shared.clone());
+        let reactor = Reactor::get().unwrap();
+        assert!(!watched(&reactor).contains(&fd), "not before an accept");
+        // Two clients queued at once: the burst is taken until WouldBlock, then the
+        // listener waits for the set.
+        let _a = std::net::TcpStream::connect(addr).unwrap();
+        let _b = std::net::TcpStream::connect(addr).unwrap();
+        listener.accept().await.unwrap();
+        listener.accept().await.unwrap();
+        assert!(watched(&reactor).contains(&fd));
+        let mut third = Box::pin(listener.accept());
+        assert!(poll_once(&mut third).await.is_none(), "no one else came");
+        let c = std::net::TcpStream::connect(addr).unwrap();
+        let (_, peer) = third.await.unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        drop(listener);
+        // The socket lives on (the reload code holds it); the set no longer watches it.
+        assert!(!watched(&reactor).contains(&fd), "dropping took it out");
+        assert!(shared.get_ref().local_addr().is_ok());
     });
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use async_io::{Async, Timer};
+use async_io::Async;
+
+use crate::timer::Timer;
 use async_signal::{Signal, Signals};
 use futures_lite::{StreamExt, future};
 use smol::channel::Sender;
@@ -166,7 +168,7 @@ impl Supervisor {
         wanted.retain(|k| state::worker() == 0 || k.transport == Transport::Tcp);
         let diff = diff_listeners(&old_keys, &wanted);
         if wanted.iter().any(|k| k.transport == Transport::Tcp) {
-            // Before the first connection: the set's descriptor is then part of the
+            // Before the first connection: the set's descriptors are then part of the
             // process's base, not taken from a connection when descriptors are short.
             crate::edge::prepare();
         }

@@ -56,7 +56,7 @@ pub fn block_on<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
     // `fut` runs as a task: the future `block_on` itself runs is polled at every wake of
     // the thread, which for the supervisor's would mean a read of its signal pipe each time
     // any connection's task is woken; a task is polled only when its own waker fires.
-    EXECUTOR.with(|ex| async_io::block_on(ex.run(ex.spawn(fut))))
+    EXECUTOR.with(|ex| crate::runloop::block_on(ex, ex.spawn(fut)))
 }
 
 /// Run `test` as a task of this thread's executor, as a worker runs its connections (a
@@ -66,7 +66,7 @@ pub fn block_on<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
 #[cfg(test)]
 pub fn run_as_task<T: 'static>(test: impl Future<Output = T> + 'static) -> T {
     block_on(futures_lite::future::or(spawn(test), async {
-        async_io::Timer::after(std::time::Duration::from_secs(10)).await;
+        crate::timer::Timer::after(std::time::Duration::from_secs(10)).await;
         panic!("a wait was never woken");
     }))
 }

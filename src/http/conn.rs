@@ -8,7 +8,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_io::{Async, Timer};
+use async_io::Async;
+
+use crate::timer::Timer;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
 use http::HeaderMap;
 

@@ -10,7 +10,7 @@ use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
+use crate::timer::Timer;
 
 use super::conn::BufStream;
 use super::health::{self, Transition, UpstreamHealth};

@@ -229,7 +229,7 @@ pub async fn probe(
         }
     };
     let deadline = async {
-        async_io::Timer::after(timeout).await;
+        crate::timer::Timer::after(timeout).await;
         Err(format!("timeout after {}", show(timeout)))
     };
     future::or(check, deadline).await

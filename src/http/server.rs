@@ -9,7 +9,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
+use async_io::Async;
+
+use crate::timer::Timer;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
 use http::{Method, StatusCode};
 
@@ -20,7 +22,7 @@ use super::h1::{self, H1Error, Parsed, RequestHead, TargetForm};
 pub use super::local::answer_error;
 use super::local::{builtin_status, redirect_to_https, send_error};
 use super::routing::{self, AppMatch};
-use crate::edge::EdgeStream;
+use crate::edge::EdgeListener;
 use crate::plan::{Builtin, HttpTimeouts};
 use crate::state::{self, Shared};
 use crate::tls::server::Prefixed;
@@ -58,12 +60,13 @@ pub async fn accept_loop(
     shared: Rc<Shared>,
 ) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut edge = EdgeListener::new(listener.clone());
     loop {
         if shared.common.fds.short() {
             // Descriptors freed go to the L4 connections waiting for them first (src/fds.rs).
             shared.common.fds.admit().await;
         }
-        match EdgeStream::accept(&listener).await {
+        match edge.accept().await {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 let cx = ConnInfo {

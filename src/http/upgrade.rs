@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
+use crate::timer::Timer;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
 
 use super::conn::{BufStream, HalfClose, READ_CHUNK, ShutOnClose};

@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
+use crate::timer::Timer;
 use futures_lite::{AsyncReadExt, future};
 
 use crate::edge::EdgeStream;

@@ -8,7 +8,7 @@ use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
+use crate::timer::Timer;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 
 use crate::edge::{EdgeStream, try_again};

@@ -7,11 +7,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
+use async_io::Async;
+
+use crate::timer::Timer;
 use futures_lite::{AsyncWriteExt, future};
 
 use crate::balance::{self, Pick};
-use crate::edge::EdgeStream;
+use crate::edge::{EdgeListener, EdgeStream};
 use crate::fds::{Reserve, out_of_descriptors};
 use crate::l4::proxy_protocol::{self, ProxiedAddrs};
 use crate::l4::{mux, relay};
@@ -31,6 +33,7 @@ pub async fn accept_loop(
     shared: Rc<Shared>,
 ) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut edge = EdgeListener::new(listener.clone());
     let pause = async |e: io::Error, backoff: &mut Duration| {
         // Out of descriptors or memory: the pending connection stays queued; pause instead
         // of spinning on the same error (the loop drops its kept pipes while short).
@@ -57,7 +60,7 @@ pub async fn accept_loop(
                 }
             }
         }
-        let (stream, peer) = match EdgeStream::accept(&listener).await {
+        let (stream, peer) = match edge.accept().await {
             Ok(conn) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 conn

@@ -10,7 +10,9 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
+use async_io::Async;
+
+use crate::timer::Timer;
 use futures_lite::future;
 use smol::channel::{Receiver, Sender};
 

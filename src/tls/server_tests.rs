@@ -8,7 +8,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use async_io::{Async, Timer};
+use async_io::Async;
+
+use crate::timer::Timer;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use rustls::client::ClientConfig;
 use rustls::pki_types::pem::PemObject;
