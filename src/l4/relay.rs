@@ -18,8 +18,8 @@ use crate::sys;
 /// Per-direction copy buffer when splice is unavailable: large enough for loopback
 /// throughput, small enough for routers.
 pub const RELAY_BUF: usize = 32 * 1024;
-/// Bytes asked of one splice(2) into the pipe: the default pipe capacity (16 pages).
-pub const SPLICE_CHUNK: usize = 64 * 1024;
+/// Bytes asked of one splice(2) into the pipe: what the pipe holds.
+pub const SPLICE_CHUNK: usize = sys::PIPE_SIZE;
 
 /// How a relayed connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
