@@ -19,7 +19,7 @@
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -344,6 +344,65 @@ impl Drop for EdgeListener {
             }
             reactor.free.borrow_mut().push(key);
         }
+    }
+}
+
+/// A non-blocking socket of another kind (UDP) in this thread's set, for code that reads
+/// in batches: [`Watched::readable`] waits until the set reports bytes since the caller
+/// last said [`Watched::drained`] (after `WouldBlock`). Sends are not waited for.
+pub struct Watched<T: AsFd> {
+    io: T,
+    key: usize,
+    reactor: Rc<Reactor>,
+}
+
+impl<T: AsFd> Watched<T> {
+    /// Make `io` non-blocking and add it to this thread's set, readable at first.
+    ///
+    /// # Errors
+    /// This thread has no run loop, or ioctl(2) or epoll_ctl(2) failed.
+    pub fn new(io: T) -> io::Result<Watched<T>> {
+        let reactor = Reactor::get()?;
+        rustix::io::ioctl_fionbio(&io, true)?;
+        let key = reactor.take_slot(true);
+        if let Err(e) = epoll::add(
+            &reactor.epoll,
+            &io,
+            epoll::EventData::new_u64(key as u64),
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        ) {
+            reactor.free.borrow_mut().push(key);
+            return Err(e.into());
+        }
+        Ok(Watched { io, key, reactor })
+    }
+
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    /// Wait until a read may find something: at once unless [`Watched::drained`] was
+    /// called since the set last reported the socket.
+    pub async fn readable(&self) {
+        futures_lite::future::poll_fn(|cx| self.reactor.poll_ready(self.key, cx, false)).await;
+    }
+
+    /// A read said `WouldBlock`: the next [`Watched::readable`] waits for the set.
+    pub fn drained(&self) {
+        if let Some(slot) = self.reactor.slots.borrow_mut().get_mut(self.key) {
+            slot.readable = false;
+        }
+    }
+}
+
+impl<T: AsFd> Drop for Watched<T> {
+    fn drop(&mut self) {
+        // Explicit: `io` may be a shared handle whose socket outlives this.
+        let _ = epoll::delete(&self.reactor.epoll, &self.io);
+        if let Some(slot) = self.reactor.slots.borrow_mut().get_mut(self.key) {
+            *slot = Slot::default();
+        }
+        self.reactor.free.borrow_mut().push(self.key);
     }
 }
 

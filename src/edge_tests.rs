@@ -261,3 +261,34 @@ fn a_listener_joins_the_set_at_its_first_accept_and_leaves_it_when_dropped() {
         assert!(shared.get_ref().local_addr().is_ok());
     });
 }
+
+#[test]
+fn a_watched_socket_waits_only_after_it_was_drained_and_leaves_the_set_when_dropped() {
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    run(async {
+        let sock = Watched::new(UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let addr = sock.get_ref().local_addr().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = [0u8; 16];
+        // Readable at first: the caller asks the socket, which says WouldBlock.
+        sock.readable().await;
+        let e = sock.get_ref().recv(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "non-blocking");
+        sock.drained();
+        let mut wait = Box::pin(sock.readable());
+        assert!(poll_once(&mut wait).await.is_none(), "drained: waits");
+        peer.send_to(b"one", addr).unwrap();
+        peer.send_to(b"two", addr).unwrap();
+        wait.await;
+        assert_eq!(sock.get_ref().recv(&mut buf).unwrap(), 3);
+        // Not drained (a batch that stopped early): the next wait returns at once.
+        assert!(poll_once(sock.readable()).await.is_some());
+        let n = sock.get_ref().recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"two");
+        let (fd, reactor) = (sock.get_ref().as_raw_fd(), sock.reactor.clone());
+        assert!(watched(&reactor).contains(&fd));
+        drop(sock);
+        assert!(!watched(&reactor).contains(&fd));
+    });
+}

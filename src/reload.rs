@@ -17,6 +17,7 @@ use async_signal::{Signal, Signals};
 use futures_lite::{StreamExt, future};
 use smol::channel::Sender;
 
+use crate::edge::Watched;
 use crate::http::engine::Engine;
 use crate::l4::udp::UdpControl;
 use crate::plan::{ListenerKey, Plan, Role, Transport, diff_listeners};
@@ -69,7 +70,7 @@ struct Running {
 /// A socket bound for a plan that is not applied yet.
 enum Bound {
     Tcp(Async<TcpListener>),
-    Udp(Async<UdpSocket>),
+    Udp(Watched<UdpSocket>),
     /// A UDP socket still draining from an earlier removal, to be resumed.
     Revive(usize),
 }
@@ -167,7 +168,7 @@ impl Supervisor {
         // UDP listeners stay with worker 0 (one flow table).
         wanted.retain(|k| state::worker() == 0 || k.transport == Transport::Tcp);
         let diff = diff_listeners(&old_keys, &wanted);
-        if wanted.iter().any(|k| k.transport == Transport::Tcp) {
+        if !wanted.is_empty() {
             // Before the first connection: the set's descriptors are then part of the
             // process's base, not taken from a connection when descriptors are short.
             crate::edge::prepare();
@@ -194,9 +195,9 @@ impl Supervisor {
                 (None, Transport::Tcp) => sys::bind_tcp(key.addr, backlog_of(plan, key))
                     .and_then(Async::new)
                     .map(Bound::Tcp),
-                (None, Transport::Udp) => {
-                    sys::bind_udp(key.addr).and_then(Async::new).map(Bound::Udp)
-                }
+                (None, Transport::Udp) => sys::bind_udp(key.addr)
+                    .and_then(Watched::new)
+                    .map(Bound::Udp),
             };
             match b {
                 Ok(b) => bound.push((*key, b)),

@@ -10,13 +10,12 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_io::Async;
-
 use crate::timer::Timer;
 use futures_lite::future;
 use smol::channel::{Receiver, Sender};
 
 use crate::balance::{self, Pick};
+use crate::edge::Watched;
 use crate::l4::flows::{Expired, FlowKey, FlowTable};
 use crate::plan::{Protocol, Route, Target};
 use crate::probe::{self, MAX_PROBE_DATAGRAMS, Probe};
@@ -52,7 +51,7 @@ enum FlowState {
         _setup: Option<smol::Task<()>>,
     },
     Ready {
-        upstream: Rc<Async<UdpSocket>>,
+        upstream: Rc<Watched<UdpSocket>>,
         _replies: smol::Task<()>,
     },
 }
@@ -71,7 +70,7 @@ struct UdpFlow {
 type Table = Rc<RefCell<FlowTable<Rc<UdpFlow>>>>;
 
 struct Listener {
-    sock: Rc<Async<UdpSocket>>,
+    sock: Rc<Watched<UdpSocket>>,
     addr: SocketAddr,
     slot: Rc<RefCell<Rc<ServiceSlot>>>,
     shared: Rc<Shared>,
@@ -96,7 +95,7 @@ const MAX_PROBING_PER_IP: usize = 32;
 
 /// Serve one UDP socket until the control channel closes (or, draining, no flow is left).
 pub async fn serve(
-    sock: Rc<Async<UdpSocket>>,
+    sock: Rc<Watched<UdpSocket>>,
     addr: SocketAddr,
     slot: Rc<RefCell<Rc<ServiceSlot>>>,
     control: Receiver<UdpControl>,
@@ -138,7 +137,7 @@ pub async fn serve(
             }),
             future::or(
                 async {
-                    let _ = me.sock.readable().await;
+                    me.sock.readable().await;
                     Wake::Readable
                 },
                 async {
@@ -182,7 +181,10 @@ pub async fn serve(
                         Ok((n, from, dst)) => {
                             me.datagram(buf.get(..n).unwrap_or_default(), from, dst, draining)
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            me.sock.drained();
+                            break;
+                        }
                         Err(e) => {
                             log::debug!("udp {}: receive error: {e}", me.addr);
                             break;
@@ -405,7 +407,7 @@ async fn setup_flow(
     key: FlowKey,
     route: Route,
     slot: Rc<ServiceSlot>,
-    listener: Rc<Async<UdpSocket>>,
+    listener: Rc<Watched<UdpSocket>>,
     shared: Rc<Shared>,
 ) {
     let pick = Pick {
@@ -481,7 +483,7 @@ async fn setup_flow(
     }
 }
 
-fn connect_upstream(addr: SocketAddr) -> io::Result<Async<UdpSocket>> {
+fn connect_upstream(addr: SocketAddr) -> io::Result<Watched<UdpSocket>> {
     let any: SocketAddr = if addr.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -489,12 +491,12 @@ fn connect_upstream(addr: SocketAddr) -> io::Result<Async<UdpSocket>> {
     };
     let sock = UdpSocket::bind(any)?;
     sock.connect(addr)?;
-    Async::new(sock)
+    Watched::new(sock)
 }
 
 async fn relay_replies(
-    upstream: Rc<Async<UdpSocket>>,
-    listener: Rc<Async<UdpSocket>>,
+    upstream: Rc<Watched<UdpSocket>>,
+    listener: Rc<Watched<UdpSocket>>,
     key: FlowKey,
     down: Rc<Cell<u64>>,
     last_reply: Rc<Cell<Instant>>,
@@ -503,11 +505,7 @@ async fn relay_replies(
 ) {
     let from = (key.local.ip() != listener_ip(&listener)).then_some(key.local.ip());
     loop {
-        if let Err(e) = upstream.readable().await {
-            log::debug!("udp {}: upstream wait error: {e}", key.client);
-            Timer::after(Duration::from_millis(100)).await;
-            continue;
-        }
+        upstream.readable().await;
         // Drain what is queued through the thread's one reply buffer: nothing awaits while
         // it is borrowed, so thousands of flows share 64 KiB instead of holding one each.
         let result = REPLY_BUF.with(|buf| {
@@ -534,7 +532,7 @@ async fn relay_replies(
             io::Error::from(io::ErrorKind::Interrupted)
         });
         match result.kind() {
-            io::ErrorKind::WouldBlock => {}
+            io::ErrorKind::WouldBlock => upstream.drained(),
             io::ErrorKind::Interrupted => future::yield_now().await,
             // ICMP port unreachable from the target surfaces here; the flow lives on.
             io::ErrorKind::ConnectionRefused => {}
@@ -562,7 +560,7 @@ fn prefer_family(addrs: &[SocketAddr], local: SocketAddr) -> Option<SocketAddr> 
         .copied()
 }
 
-fn listener_ip(sock: &Async<UdpSocket>) -> IpAddr {
+fn listener_ip(sock: &Watched<UdpSocket>) -> IpAddr {
     sock.get_ref()
         .local_addr()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
