@@ -17,9 +17,10 @@
 //! between threads. A thread with no run loop has no set: its streams fail to open.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -69,6 +70,8 @@ struct Reactor {
     free: RefCell<Vec<usize>>,
     /// How other threads (and wakers called from them) wake the run loop.
     unpark: Arc<Unpark>,
+    /// Which slot each listening socket's events go to (see [`EdgeListener`]).
+    listeners: RefCell<HashMap<RawFd, usize>>,
     /// Room for the events of one `epoll_wait` and the wakers they call, kept between waits.
     events: RefCell<Vec<epoll::Event>>,
     wake: RefCell<Vec<Waker>>,
@@ -106,6 +109,7 @@ impl LoopSet {
                 slots: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
                 unpark,
+                listeners: RefCell::new(HashMap::new()),
                 events: RefCell::new(Vec::with_capacity(BATCH)),
                 wake: RefCell::new(Vec::new()),
             });
@@ -118,24 +122,20 @@ impl LoopSet {
         &self.0.unpark
     }
 
-    /// Wait up to `timeout` (none: until something happens) for the set's events, and wake
-    /// the tasks that wait on the sockets they concern.
+    /// Wait up to `timeout` for the set's events, and wake the tasks that wait on the
+    /// sockets they concern.
     ///
     /// # Errors
     /// As epoll_wait(2) (interruptions are not errors).
-    pub(crate) fn wait(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
-        let mut timeout = timeout.map(|d| rustix::time::Timespec {
-            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(d.subsec_nanos()),
-        });
+    pub(crate) fn wait(&self, timeout: std::time::Duration) -> io::Result<()> {
+        let mut timeout = rustix::time::Timespec {
+            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
         let (mut events, mut wake) = (self.0.events.borrow_mut(), self.0.wake.borrow_mut());
         loop {
             events.clear();
-            match epoll::wait(
-                &self.0.epoll,
-                spare_capacity(&mut *events),
-                timeout.as_ref(),
-            ) {
+            match epoll::wait(&self.0.epoll, spare_capacity(&mut *events), Some(&timeout)) {
                 Err(rustix::io::Errno::INTR) => {
                     self.0.unpark.running();
                     return Ok(());
@@ -152,7 +152,7 @@ impl LoopSet {
                 return Ok(());
             }
             // A full batch: take what else is there now, without sleeping.
-            timeout = Some(rustix::time::Timespec::default());
+            timeout = rustix::time::Timespec::default();
         }
     }
 }
@@ -270,7 +270,10 @@ pub fn prepare() {
 
 /// A listening socket, in this thread's set from its first accept on. The socket is
 /// shared (the reload code keeps it, in async-io's reactor, across reloads), so it leaves
-/// the set by an explicit `epoll_ctl` when this is dropped, not by being closed.
+/// the set by an explicit `epoll_ctl` when this is dropped, not by being closed. A reload
+/// that gives the socket another role starts the new accept loop before the old one is
+/// dropped: the newer `EdgeListener` of a socket takes its events over, and the older one
+/// then leaves the set alone.
 pub struct EdgeListener {
     listener: Rc<Async<TcpListener>>,
     /// The slot and set, once added.
@@ -297,18 +300,26 @@ impl EdgeListener {
             None => {
                 let reactor = Reactor::get()?;
                 let key = reactor.take_slot(true);
-                if let Err(e) = epoll::add(
-                    &reactor.epoll,
-                    &*self.listener,
+                let (data, flags) = (
                     epoll::EventData::new_u64(key as u64),
                     epoll::EventFlags::IN | epoll::EventFlags::ET,
-                ) {
+                );
+                let added = match epoll::add(&reactor.epoll, &*self.listener, data, flags) {
+                    // Another `EdgeListener` of this socket is in the set: take over.
+                    Err(rustix::io::Errno::EXIST) => {
+                        epoll::modify(&reactor.epoll, &*self.listener, data, flags)
+                    }
+                    other => other,
+                };
+                if let Err(e) = added {
                     reactor.free.borrow_mut().push(key);
                     return Err(io::Error::new(
                         e.kind(),
                         format!("cannot watch the listening socket: {e}"),
                     ));
                 }
+                let fd = self.listener.as_raw_fd();
+                reactor.listeners.borrow_mut().insert(fd, key);
                 self.watched = Some((key, reactor.clone()));
                 (key, reactor)
             }
@@ -337,8 +348,20 @@ impl EdgeListener {
 impl Drop for EdgeListener {
     fn drop(&mut self) {
         if let Some((key, reactor)) = self.watched.take() {
-            // The socket is still open (this holds it), so the call finds it.
-            let _ = epoll::delete(&reactor.epoll, &*self.listener);
+            let fd = self.listener.as_raw_fd();
+            let owner = {
+                let mut listeners = reactor.listeners.borrow_mut();
+                let owner = listeners.get(&fd) == Some(&key);
+                if owner {
+                    listeners.remove(&fd);
+                }
+                owner
+            };
+            // The socket is still open (this holds it), so the call finds it; a failure
+            // would leave its events to the slot's next user.
+            if owner && let Err(e) = epoll::delete(&reactor.epoll, &*self.listener) {
+                log::error!("cannot take a listening socket out of the epoll set: {e}");
+            }
             if let Some(slot) = reactor.slots.borrow_mut().get_mut(key) {
                 *slot = Slot::default();
             }
@@ -483,6 +506,17 @@ impl EdgeStream {
             data,
             interest(on),
         )?)
+    }
+
+    /// Whether a read found the socket drained and the set has reported nothing on it
+    /// since: no bytes, no end, no error, as of this thread's last wait in the set (what
+    /// arrived after that is not known yet).
+    pub fn quiet(&self) -> bool {
+        self.reactor
+            .slots
+            .borrow()
+            .get(self.key)
+            .is_some_and(|s| !s.readable && !s.ended)
     }
 
     /// Let the next read ask the kernel even if the socket was drained and the set has

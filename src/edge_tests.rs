@@ -292,3 +292,54 @@ fn a_watched_socket_waits_only_after_it_was_drained_and_leaves_the_set_when_drop
         assert!(!watched(&reactor).contains(&fd));
     });
 }
+
+#[test]
+fn a_newer_listener_of_a_socket_takes_its_events_over_and_the_older_ones_drop_leaves_them() {
+    use std::os::fd::AsRawFd;
+    run(async {
+        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let shared = Rc::new(Async::new(std_listener).unwrap());
+        let fd = shared.get_ref().as_raw_fd();
+        let reactor = Reactor::get().unwrap();
+        // A reload that changes the socket's role: the new accept loop starts while the
+        // old one still holds the socket in the set.
+        let mut older = EdgeListener::new(shared.clone());
+        let _a = std::net::TcpStream::connect(addr).unwrap();
+        older.accept().await.unwrap();
+        let mut newer = EdgeListener::new(shared.clone());
+        let _b = std::net::TcpStream::connect(addr).unwrap();
+        newer
+            .accept()
+            .await
+            .expect("the newer listener joins the set");
+        drop(older);
+        assert!(
+            watched(&reactor).contains(&fd),
+            "still watched for the newer"
+        );
+        let mut next = Box::pin(newer.accept());
+        assert!(poll_once(&mut next).await.is_none(), "no one else came");
+        let c = std::net::TcpStream::connect(addr).unwrap();
+        let (_, peer) = next.await.unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        drop(newer);
+        assert!(!watched(&reactor).contains(&fd));
+    });
+}
+
+#[test]
+fn a_drained_stream_is_quiet_until_the_set_reports_its_end() {
+    run(async {
+        let (mut ours, mut theirs) = pair().await;
+        assert!(!ours.quiet(), "not read yet: unknown");
+        theirs.write_all(b"response").unwrap();
+        let mut buf = [0u8; 64];
+        let n = ours.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"response");
+        assert!(ours.quiet(), "a short read drained it");
+        drop(theirs);
+        ours.ready(false).await;
+        assert!(!ours.quiet(), "the set reported the end");
+    });
+}

@@ -38,6 +38,19 @@ const NOTIFIED: u8 = 2;
 /// The pause before the loop waits again after the set failed (out of memory).
 const RETRY: Duration = Duration::from_millis(50);
 
+/// The longest the loop sleeps at once, even when its first timer is further away (a
+/// 30-day idle timeout): the plain epoll_wait(2) takes at most 2^31 ms, and a longer wait
+/// would need epoll_pwait2(2), which kernels before 5.11 and some seccomp profiles refuse.
+/// Waking early costs one pass.
+const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
+/// How long to sleep when the first timer is due at `next` (none: no timer).
+fn sleep_for(next: Option<Instant>, now: Instant) -> Duration {
+    next.map_or(MAX_SLEEP, |at| {
+        at.saturating_duration_since(now).min(MAX_SLEEP)
+    })
+}
+
 /// What wakes a run loop: the waker of the executor's run future. Called on the loop's
 /// own thread (a socket's task woken by the set), it only notes the wake; called on another
 /// thread while the loop sleeps, it writes the eventfd in the loop's set.
@@ -59,7 +72,9 @@ impl Unpark {
     }
 
     /// The loop is awake (it came out of the set, or is about to look for tasks): wakes
-    /// need no system call until it sleeps again.
+    /// need no system call until it sleeps again. A store, not a swap: a NOTIFIED it
+    /// overwrites needs no record, as the loop polls the executor next, and a task woken
+    /// from another thread is in the executor's queue before its waker runs.
     pub(crate) fn running(&self) {
         self.state.store(RUNNING, Ordering::Release);
     }
@@ -108,9 +123,9 @@ pub fn block_on<T>(ex: &smol::LocalExecutor<'_>, fut: impl Future<Output = T>) -
             .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         let timeout = if sleep {
-            timer::next().map(|at| at.saturating_duration_since(Instant::now()))
+            sleep_for(timer::next(), Instant::now())
         } else {
-            Some(Duration::ZERO)
+            Duration::ZERO
         };
         match set.wait(timeout) {
             Ok(()) => failing = false,

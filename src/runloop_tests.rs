@@ -72,3 +72,20 @@ fn wakes_by_the_sets_own_events_write_nothing_to_the_eventfd() {
         );
     });
 }
+
+#[test]
+fn the_loop_never_sleeps_longer_than_epoll_wait_can_take() {
+    let now = Instant::now();
+    let far = now + Duration::from_secs(30 * 24 * 3600);
+    let ms = |d: Duration| d.as_millis();
+    assert!(ms(sleep_for(Some(far), now)) <= i32::MAX as u128);
+    assert!(ms(sleep_for(None, now)) <= i32::MAX as u128);
+    assert_eq!(
+        sleep_for(Some(now + Duration::from_millis(5)), now),
+        Duration::from_millis(5)
+    );
+    assert_eq!(
+        sleep_for(Some(now), now + Duration::from_secs(1)),
+        Duration::ZERO
+    );
+}

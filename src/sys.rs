@@ -13,8 +13,8 @@ use std::net::UdpSocket;
 use std::net::{
     IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
 };
-use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
 
@@ -123,26 +123,82 @@ pub fn stop_listening(listener: &impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
-/// What a splice pipe holds: 64 pages, four times Linux's default. Each splice then moves
-/// up to four times as much, and a bulk transfer costs about a tenth less CPU per GB
-/// (bench/PROFILE.md). Pages are taken only while bytes pass; 16 spare pipes and two per
-/// busy connection stay well under the 16,384 pages an unprivileged user may hold in pipes.
+/// What a splice pipe holds when it may be enlarged: 64 pages, four times Linux's default.
+/// Each splice then moves up to four times as much, and a bulk transfer costs about a tenth
+/// less CPU per GB (bench/PROFILE.md).
 pub const PIPE_SIZE: usize = 256 * 1024;
 
-/// A non-blocking pipe (read end, write end) for moving socket bytes with splice(2), of
-/// [`PIPE_SIZE`] where the kernel allows (otherwise of its default size).
+/// Pipes of [`PIPE_SIZE`] the process holds now.
+static BIG_PIPES: AtomicUsize = AtomicUsize::new(0);
+
+/// A non-blocking pipe for moving socket bytes with splice(2).
+pub struct SplicePipe {
+    pub read: OwnedFd,
+    pub write: OwnedFd,
+    /// The count this pipe is in while it is of [`PIPE_SIZE`].
+    big: Option<&'static AtomicUsize>,
+}
+
+impl Drop for SplicePipe {
+    fn drop(&mut self) {
+        if let Some(count) = self.big {
+            count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How many pipes of [`PIPE_SIZE`] the process may hold at once. Linux counts each pipe's
+/// capacity against its user for as long as the pipe exists, across all the user's
+/// processes (`pipe-user-pages-soft`, 16,384 pages by default; root is exempt); past that,
+/// every new pipe of the user's is made tiny. sluice takes a quarter of it (64 pipes by
+/// default) and leaves the rest to the user's other pipes.
+fn big_pipe_budget() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let soft = std::fs::read_to_string("/proc/sys/fs/pipe-user-pages-soft")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(16_384);
+        // Zero: no limit; still bounded, as each pipe may pin its pages while bytes pass.
+        let pages = if soft == 0 { 65_536 } else { soft };
+        pages / 4 / (PIPE_SIZE / 4096)
+    })
+}
+
+/// A non-blocking pipe for splice(2): of [`PIPE_SIZE`] while the process holds fewer than
+/// its budget of those (and the kernel agrees), of the kernel's default size otherwise.
 ///
 /// # Errors
 /// Out of file descriptors (the caller falls back to copying through a buffer).
-pub fn splice_pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+pub fn splice_pipe() -> io::Result<SplicePipe> {
+    make_pipe(&BIG_PIPES, big_pipe_budget())
+}
+
+fn make_pipe(count: &'static AtomicUsize, budget: usize) -> io::Result<SplicePipe> {
     use rustix::pipe::PipeFlags;
     let (read, write) = rustix::pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
-    // Refused above the user's pipe page limit or the system's pipe-max-size: a smaller
-    // pipe works as well, with more calls.
-    if let Err(e) = rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE) {
-        log::debug!("splice pipe stays at the default size: {e}");
+    let mut pipe = SplicePipe {
+        read,
+        write,
+        big: None,
+    };
+    if count.fetch_add(1, Ordering::Relaxed) < budget {
+        match rustix::pipe::fcntl_setpipe_size(&pipe.write, PIPE_SIZE) {
+            Ok(_) => pipe.big = Some(count),
+            // Above the system's pipe-max-size, or the user's pipes are over their limit
+            // already (other processes): the default size works, with more calls.
+            Err(e) => {
+                static SAID: AtomicBool = AtomicBool::new(false);
+                if !SAID.swap(true, Ordering::Relaxed) {
+                    log::warn!("splice pipes stay at the kernel's default size: {e}");
+                }
+            }
+        }
     }
-    Ok((read, write))
+    if pipe.big.is_none() {
+        count.fetch_sub(1, Ordering::Relaxed);
+    }
+    Ok(pipe)
 }
 
 /// Move up to `len` bytes from `from` to `to` inside the kernel (one of them is a pipe),
@@ -414,11 +470,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splice_pipes_hold_pipe_size() {
-        let (read, write) = splice_pipe().unwrap();
-        assert_eq!(rustix::pipe::fcntl_getpipe_size(&write).unwrap(), PIPE_SIZE);
-        // One pipe: both ends report the same buffer.
-        assert_eq!(rustix::pipe::fcntl_getpipe_size(&read).unwrap(), PIPE_SIZE);
+    fn splice_pipes_are_enlarged_within_the_budget_only() {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let size = |p: &SplicePipe| rustix::pipe::fcntl_getpipe_size(&p.read).unwrap();
+        let first = make_pipe(&COUNT, 2).unwrap();
+        let second = make_pipe(&COUNT, 2).unwrap();
+        assert_eq!((size(&first), size(&second)), (PIPE_SIZE, PIPE_SIZE));
+        let third = make_pipe(&COUNT, 2).unwrap();
+        assert!(
+            size(&third) < PIPE_SIZE,
+            "over the budget: the default size"
+        );
+        assert_eq!(COUNT.load(Ordering::Relaxed), 2);
+        drop(third);
+        assert_eq!(
+            COUNT.load(Ordering::Relaxed),
+            2,
+            "the small one was not counted"
+        );
+        drop(first);
+        assert_eq!(COUNT.load(Ordering::Relaxed), 1);
+        let fourth = make_pipe(&COUNT, 2).unwrap();
+        assert_eq!(size(&fourth), PIPE_SIZE, "a closed big pipe makes room");
+        drop((second, fourth));
+        assert_eq!(COUNT.load(Ordering::Relaxed), 0);
+        // The budget the process uses: what the default limit allows leaves room to spare.
+        assert!((1..=4096).contains(&big_pipe_budget()));
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::fs::{self, File};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use common::http_backend::HttpBackend;
+use common::http_client::*;
 use common::*;
 
 fn tcp_udp_config(port: u16, tcp: SocketAddr, udp: SocketAddr) -> String {
@@ -157,6 +159,33 @@ fn status_json(addr: SocketAddr) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+#[test]
+fn a_kept_socket_that_changes_job_between_l4_and_http_accepts_at_once() {
+    let tcp = TcpBackend::echo("A");
+    let web = HttpBackend::start("W");
+    let port = free_port();
+    let l4 = tcp_config(port, &[tcp.addr()], "none", "");
+    let http = app1_config(port, &[web.addr()], "none", "");
+    let mut sluice = Sluice::start(&l4);
+    let (_c, name) = hello(local(port));
+    assert_eq!(name, "A");
+    // The new job's accept loop starts while the old one still watches the socket.
+    sluice.rewrite(&http);
+    sluice.wait_for("config applied (generation 2)", LOG_TIMEOUT);
+    let r = HttpConn::connect(local(port)).get("/after");
+    assert_eq!(r.backend(), "W", "the socket now serves HTTP");
+    sluice.rewrite(&l4);
+    sluice.wait_for("config applied (generation 3)", LOG_TIMEOUT);
+    let (_d, name) = hello(local(port));
+    assert_eq!(name, "A", "and L4 again");
+    let failures: Vec<&String> = sluice
+        .lines()
+        .iter()
+        .filter(|l| l.contains("accept failed"))
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
 }
 
 #[test]

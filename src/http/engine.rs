@@ -155,7 +155,12 @@ impl UpstreamState {
     }
 
     /// A live idle connection, newest first; stale and dead ones are closed on the way.
-    pub async fn checkout(&self) -> Option<UpstreamConn> {
+    /// `retry_safe`: the request may be sent again on a fresh connection if this one turns
+    /// out closed (no body, idempotent), so a plain connection the set has reported nothing
+    /// on since its last response is taken without asking the socket (a FIN that arrived
+    /// after the thread's last wait in the set is then found by the request, which is sent
+    /// again). Any other request asks the socket (a peek) first.
+    pub async fn checkout(&self, retry_safe: bool) -> Option<UpstreamConn> {
         loop {
             let idle = self.pool.borrow_mut().pop()?;
             if idle.since.elapsed() >= UPSTREAM_IDLE_KEEP {
@@ -163,7 +168,7 @@ impl UpstreamState {
             }
             let mut stream = idle.stream;
             let usable = match &mut stream.io {
-                UpstreamIo::Plain(tcp) => is_quiet(tcp.get_ref()),
+                UpstreamIo::Plain(tcp) => (retry_safe && tcp.quiet()) || is_quiet(tcp.get_ref()),
                 // TLS 1.3 servers send session tickets after the handshake: a TCP peek would
                 // always see bytes; read them through TLS instead.
                 UpstreamIo::Tls(tls) => {

@@ -125,7 +125,7 @@ where
             continue;
         };
         access.set_upstream(&up.target);
-        let (mut upstream, reused) = match up.checkout().await {
+        let (mut upstream, reused) = match up.checkout(!has_body && idempotent).await {
             Some(s) => (s, true),
             None => match open(shared, engine, up, t.upstream_connect).await {
                 Ok(s) => (BufStream::new(s, Vec::new()), false),

@@ -13,7 +13,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 
 use crate::edge::{EdgeStream, try_again};
 use crate::spare::Spare;
-use crate::sys;
+use crate::sys::{self, SplicePipe};
 
 /// Per-direction copy buffer when splice is unavailable: large enough for loopback
 /// throughput, small enough for routers.
@@ -188,7 +188,7 @@ async fn pump(from: &EdgeStream, to: &EdgeStream, dir: Direction<'_>) -> io::Res
         // A large burst reads until WouldBlock: the set need not report arrivals meanwhile.
         let _ = from.watch_reads(false);
         // A burst that fails may leave bytes in the pipe: then the pipe is dropped, not kept.
-        let (burst, moved) = splice_burst(from, to, &pipe.0, &pipe.1, &dir).await?;
+        let (burst, moved) = splice_burst(from, to, &pipe.read, &pipe.write, &dir).await?;
         from.watch_reads(true)?;
         give_back(pipe);
         if burst == Burst::Eof {
@@ -277,7 +277,7 @@ async fn count_and_maybe_yield(since_yield: &mut usize, n: usize) {
 const SPARE_PIPES: usize = 16;
 
 thread_local! {
-    static SPARE: Spare<(OwnedFd, OwnedFd)> = const { Spare::new(SPARE_PIPES) };
+    static SPARE: Spare<SplicePipe> = const { Spare::new(SPARE_PIPES) };
 }
 
 /// Close the kept pipes: descriptors are short, and sockets need them more.
@@ -285,7 +285,7 @@ pub fn drop_spare_pipes() {
     SPARE.with(Spare::clear);
 }
 
-fn take_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+fn take_pipe() -> io::Result<SplicePipe> {
     match SPARE.with(Spare::take) {
         Some(pipe) => Ok(pipe),
         None => sys::splice_pipe(),
@@ -293,7 +293,7 @@ fn take_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Keep an empty pipe for later (or close it when enough are kept).
-fn give_back(pipe: (OwnedFd, OwnedFd)) {
+fn give_back(pipe: SplicePipe) {
     SPARE.with(|s| s.give(pipe));
 }
 

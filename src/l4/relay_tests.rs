@@ -154,9 +154,9 @@ fn copy_pump_moves_every_byte_and_the_half_close() {
 #[test]
 fn splice_pump_does_not_stall_when_the_pipe_fills_before_the_socket_drains() {
     let payload: Vec<u8> = (0..60_000u32).map(|i| (i % 241) as u8).collect();
-    let (r, w) = sys::splice_pipe().unwrap();
-    rustix::pipe::fcntl_setpipe_size(&w, 4096).unwrap();
-    SPARE.with(|s| s.give((r, w)));
+    let pipe = sys::splice_pipe().unwrap();
+    rustix::pipe::fcntl_setpipe_size(&pipe.write, 4096).unwrap();
+    SPARE.with(|s| s.give(pipe));
     let then = |client: TcpStream, arrived: mpsc::Receiver<()>| {
         arrived.recv().unwrap();
         client.shutdown(Shutdown::Write).unwrap();
