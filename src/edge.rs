@@ -19,14 +19,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use async_io::Async;
 use futures_lite::{AsyncRead, AsyncWrite};
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
@@ -34,6 +33,9 @@ use rustix::event::epoll;
 use crate::http::conn::HalfClose;
 use crate::runloop::Unpark;
 use crate::sys;
+
+mod listen;
+pub use listen::{EdgeListener, Watched};
 
 /// How many events one `epoll_wait` collects; a fuller batch is followed by another.
 const BATCH: usize = 256;
@@ -184,6 +186,39 @@ impl Reactor {
         key
     }
 
+    /// Add `fd` to the set with `flags`, in a new slot (`ready` as for
+    /// [`Reactor::take_slot`]); the slot's key is the event's data.
+    fn add(&self, fd: &impl AsFd, flags: epoll::EventFlags, ready: bool) -> io::Result<usize> {
+        let key = self.take_slot(ready);
+        match epoll::add(
+            &self.epoll,
+            fd,
+            epoll::EventData::new_u64(key as u64),
+            flags,
+        ) {
+            Ok(()) => Ok(key),
+            Err(e) => {
+                self.free.borrow_mut().push(key);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Slot `key`'s socket has left the set: its state and waiters go, the slot is free.
+    fn release(&self, key: usize) {
+        if let Some(slot) = self.slots.borrow_mut().get_mut(key) {
+            *slot = Slot::default();
+        }
+        self.free.borrow_mut().push(key);
+    }
+
+    /// Slot `key`'s socket said `WouldBlock` to a read: reads wait for the set.
+    fn not_readable(&self, key: usize) {
+        if let Some(slot) = self.slots.borrow_mut().get_mut(key) {
+            slot.readable = false;
+        }
+    }
+
     /// Ready when slot `key` says a read (`write`: a write) may succeed; otherwise the
     /// task waits for the set to report the socket ready again.
     fn poll_ready(&self, key: usize, cx: &mut Context<'_>, write: bool) -> Poll<()> {
@@ -268,167 +303,6 @@ pub fn prepare() {
     }
 }
 
-/// A listening socket, in this thread's set from its first accept on. The socket is
-/// shared (the reload code keeps it, in async-io's reactor, across reloads), so it leaves
-/// the set by an explicit `epoll_ctl` when this is dropped, not by being closed. A reload
-/// that gives the socket another role starts the new accept loop before the old one is
-/// dropped: the newer `EdgeListener` of a socket takes its events over, and the older one
-/// then leaves the set alone.
-pub struct EdgeListener {
-    listener: Rc<Async<TcpListener>>,
-    /// The slot and set, once added.
-    watched: Option<(usize, Rc<Reactor>)>,
-}
-
-impl EdgeListener {
-    pub fn new(listener: Rc<Async<TcpListener>>) -> EdgeListener {
-        EdgeListener {
-            listener,
-            watched: None,
-        }
-    }
-
-    /// Accept a connection straight into this thread's set: accept4(2) makes it
-    /// non-blocking, so no call follows but the one that adds it to the set.
-    ///
-    /// # Errors
-    /// As accept(2) (`WouldBlock` is waited out), or adding the listener or the connection
-    /// to the set failed (the connection is then closed).
-    pub async fn accept(&mut self) -> io::Result<(EdgeStream, SocketAddr)> {
-        let (key, reactor) = match &self.watched {
-            Some(w) => w.clone(),
-            None => {
-                let reactor = Reactor::get()?;
-                let key = reactor.take_slot(true);
-                let (data, flags) = (
-                    epoll::EventData::new_u64(key as u64),
-                    epoll::EventFlags::IN | epoll::EventFlags::ET,
-                );
-                let added = match epoll::add(&reactor.epoll, &*self.listener, data, flags) {
-                    // Another `EdgeListener` of this socket is in the set: take over.
-                    Err(rustix::io::Errno::EXIST) => {
-                        epoll::modify(&reactor.epoll, &*self.listener, data, flags)
-                    }
-                    other => other,
-                };
-                if let Err(e) = added {
-                    reactor.free.borrow_mut().push(key);
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("cannot watch the listening socket: {e}"),
-                    ));
-                }
-                let fd = self.listener.as_raw_fd();
-                reactor.listeners.borrow_mut().insert(fd, key);
-                self.watched = Some((key, reactor.clone()));
-                (key, reactor)
-            }
-        };
-        let (tcp, peer) = loop {
-            futures_lite::future::poll_fn(|cx| reactor.poll_ready(key, cx, false)).await;
-            match sys::accept_nonblocking(self.listener.get_ref()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Some(slot) = reactor.slots.borrow_mut().get_mut(key) {
-                        slot.readable = false;
-                    }
-                }
-                done => break done?,
-            }
-        };
-        let stream = EdgeStream::join(tcp, true).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot watch the connection from {peer}: {e}"),
-            )
-        })?;
-        Ok((stream, peer))
-    }
-}
-
-impl Drop for EdgeListener {
-    fn drop(&mut self) {
-        if let Some((key, reactor)) = self.watched.take() {
-            let fd = self.listener.as_raw_fd();
-            let owner = {
-                let mut listeners = reactor.listeners.borrow_mut();
-                let owner = listeners.get(&fd) == Some(&key);
-                if owner {
-                    listeners.remove(&fd);
-                }
-                owner
-            };
-            // The socket is still open (this holds it), so the call finds it; a failure
-            // would leave its events to the slot's next user.
-            if owner && let Err(e) = epoll::delete(&reactor.epoll, &*self.listener) {
-                log::error!("cannot take a listening socket out of the epoll set: {e}");
-            }
-            if let Some(slot) = reactor.slots.borrow_mut().get_mut(key) {
-                *slot = Slot::default();
-            }
-            reactor.free.borrow_mut().push(key);
-        }
-    }
-}
-
-/// A non-blocking socket of another kind (UDP) in this thread's set, for code that reads
-/// in batches: [`Watched::readable`] waits until the set reports bytes since the caller
-/// last said [`Watched::drained`] (after `WouldBlock`). Sends are not waited for.
-pub struct Watched<T: AsFd> {
-    io: T,
-    key: usize,
-    reactor: Rc<Reactor>,
-}
-
-impl<T: AsFd> Watched<T> {
-    /// Make `io` non-blocking and add it to this thread's set, readable at first.
-    ///
-    /// # Errors
-    /// This thread has no run loop, or ioctl(2) or epoll_ctl(2) failed.
-    pub fn new(io: T) -> io::Result<Watched<T>> {
-        let reactor = Reactor::get()?;
-        rustix::io::ioctl_fionbio(&io, true)?;
-        let key = reactor.take_slot(true);
-        if let Err(e) = epoll::add(
-            &reactor.epoll,
-            &io,
-            epoll::EventData::new_u64(key as u64),
-            epoll::EventFlags::IN | epoll::EventFlags::ET,
-        ) {
-            reactor.free.borrow_mut().push(key);
-            return Err(e.into());
-        }
-        Ok(Watched { io, key, reactor })
-    }
-
-    pub fn get_ref(&self) -> &T {
-        &self.io
-    }
-
-    /// Wait until a read may find something: at once unless [`Watched::drained`] was
-    /// called since the set last reported the socket.
-    pub async fn readable(&self) {
-        futures_lite::future::poll_fn(|cx| self.reactor.poll_ready(self.key, cx, false)).await;
-    }
-
-    /// A read said `WouldBlock`: the next [`Watched::readable`] waits for the set.
-    pub fn drained(&self) {
-        if let Some(slot) = self.reactor.slots.borrow_mut().get_mut(self.key) {
-            slot.readable = false;
-        }
-    }
-}
-
-impl<T: AsFd> Drop for Watched<T> {
-    fn drop(&mut self) {
-        // Explicit: `io` may be a shared handle whose socket outlives this.
-        let _ = epoll::delete(&self.reactor.epoll, &self.io);
-        if let Some(slot) = self.reactor.slots.borrow_mut().get_mut(self.key) {
-            *slot = Slot::default();
-        }
-        self.reactor.free.borrow_mut().push(self.key);
-    }
-}
-
 /// A non-blocking TCP stream in this thread's edge-triggered set.
 pub struct EdgeStream {
     tcp: TcpStream,
@@ -474,16 +348,7 @@ impl EdgeStream {
     /// Add `tcp` (non-blocking) to this thread's set; `ready` as for [`Reactor::take_slot`].
     fn join(tcp: TcpStream, ready: bool) -> io::Result<EdgeStream> {
         let reactor = Reactor::get()?;
-        let key = reactor.take_slot(ready);
-        if let Err(e) = epoll::add(
-            &reactor.epoll,
-            &tcp,
-            epoll::EventData::new_u64(key as u64),
-            interest(true),
-        ) {
-            reactor.free.borrow_mut().push(key);
-            return Err(e.into());
-        }
+        let key = reactor.add(&tcp, interest(true), ready)?;
         Ok(EdgeStream { tcp, key, reactor })
     }
 
@@ -610,10 +475,7 @@ impl Drop for EdgeStream {
         // between. That holds because this is the socket's last descriptor: a stream's
         // socket is never duplicated (`get_ref` lends it, nothing clones it). A duplicate
         // would stay in the set and could hand its events to the slot's next stream.
-        if let Some(slot) = self.reactor.slots.borrow_mut().get_mut(self.key) {
-            *slot = Slot::default();
-        }
-        self.reactor.free.borrow_mut().push(self.key);
+        self.reactor.release(self.key);
     }
 }
 
