@@ -1,5 +1,6 @@
-//! Edge-triggered TCP streams and listeners for the HTTP engine and the L4 relay, in the
-//! epoll set a worker thread's run loop sleeps in ([`crate::runloop`]). Does IO.
+//! Edge-triggered TCP streams (and, in `listen`, listeners and UDP sockets) for the HTTP
+//! engine and the L4 relay, in the epoll set a worker thread's run loop sleeps in
+//! ([`crate::runloop`]). Does IO.
 //!
 //! Why: async-io arms a one-shot epoll interest each time a read or write would block, so
 //! every wait costs an `epoll_ctl` and, after the event, a read that returns `EAGAIN` first.
@@ -137,16 +138,14 @@ impl LoopSet {
         let (mut events, mut wake) = (self.0.events.borrow_mut(), self.0.wake.borrow_mut());
         loop {
             events.clear();
-            match epoll::wait(&self.0.epoll, spare_capacity(&mut *events), Some(&timeout)) {
-                Err(rustix::io::Errno::INTR) => {
-                    self.0.unpark.running();
-                    return Ok(());
-                }
+            let polled = epoll::wait(&self.0.epoll, spare_capacity(&mut *events), Some(&timeout));
+            // Before any task is woken: a wake from this thread then costs no write.
+            self.0.unpark.running();
+            match polled {
+                Err(rustix::io::Errno::INTR) => return Ok(()),
                 Err(e) => return Err(e.into()),
                 Ok(_) => {}
             }
-            // Before any task is woken: a wake from this thread then costs no write.
-            self.0.unpark.running();
             self.0.hand_out(&events, &mut wake);
             // Woken outside the slots' borrow: a waker may run code that touches them.
             wake.drain(..).for_each(Waker::wake);

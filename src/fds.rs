@@ -12,9 +12,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::timer::Timer;
-
 use crate::sys;
+use crate::timer::Timer;
 
 /// How long after the last EMFILE/ENFILE the listeners stay careful.
 const SHORTAGE_LASTS: Duration = Duration::from_secs(2);

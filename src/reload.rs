@@ -11,8 +11,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_io::Async;
-
-use crate::timer::Timer;
 use async_signal::{Signal, Signals};
 use futures_lite::{StreamExt, future};
 use smol::channel::Sender;
@@ -22,6 +20,7 @@ use crate::http::engine::Engine;
 use crate::l4::udp::UdpControl;
 use crate::plan::{ListenerKey, Plan, Role, Transport, diff_listeners};
 use crate::state::{self, ServiceSlot, Shared};
+use crate::timer::Timer;
 use crate::{config, http, l4, logging, status, sys};
 
 mod workers;

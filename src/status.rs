@@ -8,12 +8,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use async_io::Async;
-
-use crate::timer::Timer;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 
 use crate::plan::Route;
 use crate::state::{self, Shared};
+use crate::timer::Timer;
 use crate::wire::{Reader, WireError};
 
 /// A status request head larger than this is refused (it has no reason to be big).

@@ -147,21 +147,29 @@ impl Drop for SplicePipe {
     }
 }
 
+/// Linux's default `pipe-user-pages-soft`: the pipe pages one user may hold before each new
+/// pipe of theirs is made tiny (root is exempt).
+const USER_PIPE_PAGES: usize = 16_384;
+
+/// The share of the user's pipe pages sluice's large pipes may take: a quarter, the rest
+/// left to the user's other pipes.
+const PIPE_PAGES_SHARE: usize = 4;
+
 /// How many pipes of [`PIPE_SIZE`] the process may hold at once. Linux counts each pipe's
 /// capacity against its user for as long as the pipe exists, across all the user's
-/// processes (`pipe-user-pages-soft`, 16,384 pages by default; root is exempt); past that,
-/// every new pipe of the user's is made tiny. sluice takes a quarter of it (64 pipes by
-/// default) and leaves the rest to the user's other pipes.
+/// processes (`pipe-user-pages-soft`); sluice takes [`PIPE_PAGES_SHARE`] of it (64 pipes
+/// by default).
 fn big_pipe_budget() -> usize {
     static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BUDGET.get_or_init(|| {
         let soft = std::fs::read_to_string("/proc/sys/fs/pipe-user-pages-soft")
             .ok()
             .and_then(|s| s.trim().parse::<usize>().ok())
-            .unwrap_or(16_384);
-        // Zero: no limit; still bounded, as each pipe may pin its pages while bytes pass.
-        let pages = if soft == 0 { 65_536 } else { soft };
-        pages / 4 / (PIPE_SIZE / 4096)
+            .unwrap_or(USER_PIPE_PAGES);
+        // Zero: no limit; still bounded (four times the default), as each pipe may pin its
+        // pages while bytes pass.
+        let pages = if soft == 0 { 4 * USER_PIPE_PAGES } else { soft };
+        pages / PIPE_PAGES_SHARE / (PIPE_SIZE / 4096)
     })
 }
 

@@ -9,13 +9,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_io::Async;
-
-use crate::timer::Timer;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
 use http::HeaderMap;
 
 use super::h1::{BodyDecoder, H1Error, write_chunk, write_last_chunk};
 use crate::spare::Spare;
+use crate::timer::Timer;
 
 /// Bytes read per call: large enough for throughput, small enough that thousands of
 /// connections stay cheap (a body never needs more than this buffered).

@@ -10,8 +10,6 @@ use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::timer::Timer;
-
 use super::conn::BufStream;
 use super::health::{self, Transition, UpstreamHealth};
 use super::select::{self, Availability};
@@ -20,6 +18,7 @@ use super::upstream_io::UpstreamIo;
 use crate::edge::EdgeStream;
 use crate::plan::{Builtin, HealthCheck, HttpBalance, HttpPlan, HttpRoute, Target, Upstream};
 use crate::state::{self, Common, Count, Shared, add};
+use crate::timer::Timer;
 use crate::tls::client::UpstreamTls;
 use crate::tls::server::{Resumption, TlsServer};
 

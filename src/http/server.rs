@@ -10,8 +10,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use async_io::Async;
-
-use crate::timer::Timer;
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, future};
 use http::{Method, StatusCode};
 
@@ -25,6 +23,7 @@ use super::routing::{self, AppMatch};
 use crate::edge::EdgeListener;
 use crate::plan::{Builtin, HttpTimeouts};
 use crate::state::{self, Shared};
+use crate::timer::Timer;
 use crate::tls::server::Prefixed;
 
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);

@@ -5,11 +5,11 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use crate::timer::Timer;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
 
 use super::conn::{BufStream, HalfClose, READ_CHUNK, ShutOnClose};
 use super::upstream_io::UpstreamIo;
+use crate::timer::Timer;
 
 /// An upgraded connection (WebSocket) with no byte either way for this long is closed: a
 /// peer that vanished without a FIN must not hold a client slot and an upstream forever.

@@ -6,7 +6,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::timer::Timer;
 use futures_lite::{AsyncReadExt, future};
 
 use crate::edge::EdgeStream;
@@ -14,6 +13,7 @@ use crate::l4::proxy_protocol::{self, Parse, ProxiedAddrs};
 use crate::plan::{L4Service, Protocol, Route};
 use crate::probe::{self, Detected, MAX_PROBE_BYTES, Probe};
 use crate::route;
+use crate::timer::Timer;
 
 /// A trusted proxy must deliver its whole PROXY header within this time.
 pub const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(3);

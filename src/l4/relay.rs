@@ -8,12 +8,12 @@ use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use crate::timer::Timer;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 
 use crate::edge::{EdgeStream, try_again};
 use crate::spare::Spare;
 use crate::sys::{self, SplicePipe};
+use crate::timer::Timer;
 
 /// Per-direction copy buffer when splice is unavailable: large enough for loopback
 /// throughput, small enough for routers.

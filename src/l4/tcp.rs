@@ -8,8 +8,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use async_io::Async;
-
-use crate::timer::Timer;
 use futures_lite::{AsyncWriteExt, future};
 
 use crate::balance::{self, Pick};
@@ -19,6 +17,7 @@ use crate::l4::proxy_protocol::{self, ProxiedAddrs};
 use crate::l4::{mux, relay};
 use crate::plan::{L4Service, Protocol, ProxyVersion, Route, Target};
 use crate::state::{self, ServiceSlot, Shared};
+use crate::timer::Timer;
 use crate::{http, route};
 
 /// First pause after an accept error such as EMFILE; doubles up to [`ACCEPT_BACKOFF_MAX`].

@@ -10,7 +10,6 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::timer::Timer;
 use futures_lite::future;
 use smol::channel::{Receiver, Sender};
 
@@ -22,6 +21,7 @@ use crate::probe::{self, MAX_PROBE_DATAGRAMS, Probe};
 use crate::route;
 use crate::state::{self, ServiceSlot, ServiceStats, Shared};
 use crate::sys;
+use crate::timer::Timer;
 
 /// Largest datagram we relay (the IPv4/IPv6 UDP payload maximum).
 const MAX_DATAGRAM: usize = 65_535;

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::timer::Timer;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
 use futures_rustls::TlsConnector;
 use futures_rustls::client::TlsStream;
@@ -17,6 +16,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 
 use crate::http::conn::HalfClose;
+use crate::timer::Timer;
 
 /// Bundle files tried in order when neither `SSL_CERT_FILE` nor `SSL_CERT_DIR` is set.
 const SYSTEM_BUNDLES: &[&str] = &[

@@ -9,8 +9,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_io::Async;
-
-use crate::timer::Timer;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use rustls::client::ClientConfig;
 use rustls::pki_types::pem::PemObject;
@@ -19,6 +17,7 @@ use rustls::{HandshakeKind, SupportedProtocolVersion};
 
 use super::*;
 use crate::plan::http::{AppTls, HttpApp, HttpPlan};
+use crate::timer::Timer;
 use crate::tls::certs::tests::{Ca, Leaf, TempDir, set_mode};
 
 pub(super) const ALL: &[&SupportedProtocolVersion] =

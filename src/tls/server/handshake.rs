@@ -10,12 +10,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::timer::Timer;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
 use rustls::server::Acceptor;
 
 use super::{Refusal, TlsServer};
 use crate::http::conn::HalfClose;
+use crate::timer::Timer;
 
 /// A fatal `unrecognized_name` alert record (RFC 6066 §3), written raw when no TLS app
 /// serves the ClientHello's SNI (or there is none).
