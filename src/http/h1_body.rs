@@ -182,7 +182,7 @@ impl ChunkedDecoder {
                 },
                 ChunkState::Trailers => {
                     let before = r.len();
-                    let line = take_line(
+                    let field = field_line(
                         r,
                         self.trailer_bytes_left,
                         H1Error::HeadersTooLarge("trailer section over MAX_TRAILER_BYTES"),
@@ -190,16 +190,15 @@ impl ChunkedDecoder {
                     self.trailer_bytes_left = self
                         .trailer_bytes_left
                         .saturating_sub(before.saturating_sub(r.len()));
-                    if line.is_empty() {
+                    let Some((name, value)) = field else {
                         self.state = ChunkState::Done;
                         return Ok(&[]);
-                    }
+                    };
                     if self.trailers.len() == MAX_HEADERS {
                         return Err(Halt::Fail(H1Error::HeadersTooLarge(
                             "more than MAX_HEADERS trailer fields",
                         )));
                     }
-                    let (name, value) = field_line(line)?;
                     self.trailers.append(name, value);
                 }
                 ChunkState::Done => return Ok(&[]),

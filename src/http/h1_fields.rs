@@ -83,49 +83,100 @@ pub(super) fn section(
     let mut count = 0;
     loop {
         let before = r.len();
-        let line = take_line(r, left, H1Error::HeadersTooLarge(too_large))?;
-        left = left.saturating_sub(before.saturating_sub(r.len()));
-        if line.is_empty() {
+        let Some((name, value)) = field_line(r, left, H1Error::HeadersTooLarge(too_large))? else {
             return Ok(headers);
-        }
+        };
+        left = left.saturating_sub(before.saturating_sub(r.len()));
         if count == MAX_HEADERS {
             return Err(Halt::Fail(H1Error::HeadersTooLarge(
                 "more than MAX_HEADERS fields",
             )));
         }
         count += 1;
-        let (name, value) = field_line(line)?;
         headers.append(name, value);
     }
 }
 
-/// One `field-name ":" OWS field-value OWS` line (CRLF already removed).
-pub(super) fn field_line(line: &[u8]) -> Result<(HeaderName, HeaderValue), H1Error> {
-    let bad = H1Error::Invalid;
-    let mut l = Reader::new(line);
-    if matches!(line.first(), Some(b' ' | b'\t')) {
-        return Err(bad("obs-fold or whitespace before a field line"));
-    }
-    let name = l.take_while(is_tchar);
-    match l.u8() {
-        Ok(b':') if !name.is_empty() => {}
-        Ok(b':') => return Err(bad("empty field name")),
-        Ok(b' ' | b'\t') => return Err(bad("whitespace between field name and colon")),
-        Ok(0) => return Err(bad("NUL in field name")),
-        Ok(_) => return Err(bad("field name is not a token")),
-        Err(_) => return Err(bad("field line without colon")),
-    }
-    let value = trim_ows(l.rest());
-    if let Some(&b) = value.iter().find(|&&b| !is_field_byte(b)) {
-        return Err(bad(if b == 0 {
-            "NUL in field value"
+/// The next `field-name ":" OWS field-value OWS CRLF` line of a section, or `None` for the
+/// empty line that ends it; its CRLF must end within `limit` bytes (`too_long` otherwise).
+///
+/// One pass over the line's bytes: the name's token bytes, then the value's field bytes up
+/// to the first byte that is neither, which must be the CR of the line's CRLF. The rules
+/// are [`take_line`]'s (strict CRLF) and RFC 9112 §5's (no whitespace before the colon,
+/// no obs-fold).
+pub(super) fn field_line(
+    r: &mut Reader<'_>,
+    limit: usize,
+    too_long: H1Error,
+) -> Result<Option<(HeaderName, HeaderValue)>, Halt> {
+    let rest = r.rest();
+    // Out of bytes before the line ended: more may come, unless the line is already too long.
+    let partial = || {
+        if rest.len() >= limit {
+            Halt::Fail(too_long)
         } else {
-            "control character in field value"
-        }));
+            Halt::Partial
+        }
+    };
+    match rest.first() {
+        None => return Err(partial()),
+        Some(b'\r') => {
+            return match rest.get(1) {
+                None => Err(partial()),
+                Some(b'\n') => {
+                    r.take(2).map_err(|_| Halt::Partial)?;
+                    Ok(None)
+                }
+                Some(_) => Err(invalid("bare CR")),
+            };
+        }
+        Some(b' ' | b'\t') => return Err(invalid("obs-fold or whitespace before a field line")),
+        Some(_) => {}
     }
+    let name_len = rest
+        .iter()
+        .position(|&b| !is_tchar(b))
+        .unwrap_or(rest.len());
+    let Some(&after_name) = rest.get(name_len) else {
+        return Err(partial());
+    };
+    match after_name {
+        b':' if name_len > 0 => {}
+        b':' => return Err(invalid("empty field name")),
+        b' ' | b'\t' => return Err(invalid("whitespace between field name and colon")),
+        0 => return Err(invalid("NUL in field name")),
+        b'\r' => {
+            return Err(match rest.get(name_len + 1) {
+                None => partial(),
+                Some(b'\n') => invalid("field line without colon"),
+                Some(_) => invalid("bare CR"),
+            });
+        }
+        b'\n' => return Err(invalid("bare LF as line terminator")),
+        _ => return Err(invalid("field name is not a token")),
+    }
+    let value_at = name_len + 1;
+    let tail = rest.get(value_at..).unwrap_or_default();
+    let value_len = field_bytes(tail);
+    match (tail.get(value_len), tail.get(value_len + 1)) {
+        (None, _) | (Some(b'\r'), None) => return Err(partial()),
+        (Some(b'\r'), Some(b'\n')) => {}
+        (Some(b'\r'), Some(_)) => return Err(invalid("bare CR")),
+        (Some(b'\n'), _) => return Err(invalid("bare LF as line terminator")),
+        (Some(0), _) => return Err(invalid("NUL in field value")),
+        (Some(_), _) => return Err(invalid("control character in field value")),
+    }
+    let line_len = value_at + value_len + 2;
+    if line_len > limit {
+        return Err(Halt::Fail(too_long));
+    }
+    let name = rest.get(..name_len).unwrap_or_default();
+    let value = trim_ows(tail.get(..value_len).unwrap_or_default());
+    let bad = H1Error::Invalid;
     let name = HeaderName::from_bytes(name).map_err(|_| bad("field name is not a token"))?;
     let value = HeaderValue::from_bytes(value).map_err(|_| bad("invalid field value"))?;
-    Ok((name, value))
+    r.take(line_len).map_err(|_| Halt::Partial)?;
+    Ok(Some((name, value)))
 }
 
 /// `HTTP/1.1` or `HTTP/1.0`; another well-formed `HTTP/d.d` is 505, anything else 400.
@@ -211,6 +262,39 @@ pub(super) fn is_tchar(b: u8) -> bool {
 #[inline]
 pub(super) fn is_field_byte(b: u8) -> bool {
     class(b) & FIELD != 0
+}
+
+/// How many bytes at the start of `bytes` are [`is_field_byte`]. Eight at a time while none
+/// of the eight is a control byte (below 0x20, or DEL), then one at a time: values are most
+/// of a head's bytes, and this is the one pass over them before they are copied.
+pub(super) fn field_bytes(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // A byte of `w` is below 0x20 / equal to 0x7f: the classic "has less" / "has zero" word
+    // tests. Bytes of 0x80 and above (obs-text) never set their high bit in either. A match
+    // may be over-reported, never missed, and is then looked at byte by byte.
+    let plain = |w: u64| {
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w;
+        let x = w ^ (ONES * 0x7f);
+        let del = x.wrapping_sub(ONES) & !x;
+        (below_space | del) & HIGHS == 0
+    };
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if !plain(u64::from_ne_bytes(word)) {
+            if let Some(i) = chunk.iter().position(|&b| !is_field_byte(b)) {
+                return at + i;
+            }
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..).unwrap_or_default();
+    at + tail
+        .iter()
+        .position(|&b| !is_field_byte(b))
+        .unwrap_or(tail.len())
 }
 
 /// Visible ASCII, the only bytes a request-target may hold.

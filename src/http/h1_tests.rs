@@ -880,3 +880,26 @@ fn recycled_header_maps_come_back_empty_and_oversized_ones_are_not_kept() {
         "a map grown past the bound is dropped, not kept"
     );
 }
+
+#[test]
+fn the_word_at_a_time_value_scan_stops_where_the_byte_scan_does() {
+    // Every byte value at every position of runs long enough for two words and a tail,
+    // among plain and obs-text bytes: the first non-field byte is found, never skipped.
+    for filler in [b'a', b' ', 0x80, 0xff] {
+        for len in [0usize, 1, 7, 8, 9, 16, 21] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![filler; len];
+                    bytes[at] = b;
+                    let expected = if fields::is_field_byte(b) { len } else { at };
+                    assert_eq!(
+                        fields::field_bytes(&bytes),
+                        expected,
+                        "byte {b:#x} at {at} of {len}"
+                    );
+                }
+            }
+            assert_eq!(fields::field_bytes(&vec![filler; len]), len);
+        }
+    }
+}
