@@ -12,6 +12,7 @@ pub mod edge;
 pub mod fds;
 pub mod http;
 pub mod l4;
+pub mod latch;
 pub mod logging;
 pub mod plan;
 pub mod probe;

@@ -13,6 +13,7 @@ use std::time::Instant;
 use smol::channel::{Receiver, Sender};
 
 use crate::dns::Resolver;
+use crate::latch::Latch;
 use crate::plan::{L4Service, Plan, Target};
 
 thread_local! {
@@ -188,10 +189,10 @@ impl ServiceSlot {
 pub struct DrainTracker {
     tx: RefCell<Option<Sender<()>>>,
     rx: Receiver<()>,
-    cut_tx: RefCell<Option<Sender<()>>>,
-    cut_rx: Receiver<()>,
-    stop_tx: RefCell<Option<Sender<()>>>,
-    stop_rx: Receiver<()>,
+    /// Raised at the drain deadline.
+    cut: Rc<Latch>,
+    /// Raised when draining starts.
+    stop: Rc<Latch>,
 }
 
 /// Held by each open TCP connection.
@@ -202,43 +203,32 @@ pub struct DrainGuard {
 impl DrainTracker {
     fn new() -> Self {
         let (tx, rx) = smol::channel::bounded(1);
-        let (cut_tx, cut_rx) = smol::channel::bounded(1);
-        let (stop_tx, stop_rx) = smol::channel::bounded(1);
         DrainTracker {
-            stop_tx: RefCell::new(Some(stop_tx)),
-            stop_rx,
             tx: RefCell::new(Some(tx)),
             rx,
-            cut_tx: RefCell::new(Some(cut_tx)),
-            cut_rx,
+            cut: Rc::default(),
+            stop: Rc::default(),
         }
     }
 
     /// Resolves when the drain deadline has passed ([`DrainTracker::cut`]).
     pub fn cut_off(&self) -> impl Future<Output = ()> + 'static {
-        let rx = self.cut_rx.clone();
-        async move {
-            // Nothing is ever sent: recv() returns Err when `cut` drops the sender.
-            let _ = rx.recv().await;
-        }
+        self.cut.wait()
     }
 
     /// Resolves when draining starts: idle keep-alive connections close then.
     pub fn stopping(&self) -> impl Future<Output = ()> + 'static {
-        let rx = self.stop_rx.clone();
-        async move {
-            let _ = rx.recv().await;
-        }
+        self.stop.wait()
     }
 
     /// Draining has started: finish the request in hand, take no other.
     pub fn is_stopping(&self) -> bool {
-        self.stop_tx.borrow().is_none()
+        self.stop.is_raised()
     }
 
     /// Tell every open connection to close now.
     pub fn cut(&self) {
-        self.cut_tx.borrow_mut().take();
+        self.cut.raise();
     }
 
     pub fn guard(&self) -> DrainGuard {
@@ -250,7 +240,7 @@ impl DrainTracker {
     /// Resolves once every guard handed out so far is dropped.
     pub async fn wait_idle(&self) {
         self.tx.borrow_mut().take();
-        self.stop_tx.borrow_mut().take();
+        self.stop.raise();
         // No one sends: recv() returns Err once the last sender is gone.
         let _ = self.rx.recv().await;
     }

@@ -460,3 +460,32 @@ fn odd_bytes_never_panic() {
     let h = forward(&[], &cx);
     assert_eq!(get(&h, "host"), Some("10.0.0.5:8080"));
 }
+
+#[test]
+fn addresses_are_written_as_display_writes_them() {
+    let mut ips: Vec<IpAddr> = [
+        "0.0.0.0",
+        "255.255.255.255",
+        "10.0.0.1",
+        "100.64.9.99",
+        "::",
+        "::1",
+        "2001:db8::1",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "::ffff:255.255.255.255",
+        "64:ff9b::c000:221",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    let mut rng = fastrand::Rng::with_seed(7);
+    ips.extend((0..20_000).map(|_| IpAddr::from(rng.u32(..).to_be_bytes())));
+    ips.extend((0..2_000).map(|_| IpAddr::from(rng.u128(..).to_be_bytes())));
+    for ip in ips {
+        assert_eq!(
+            IpText::new(ip).as_bytes(),
+            ip.to_string().as_bytes(),
+            "{ip:?}"
+        );
+    }
+}

@@ -402,3 +402,27 @@ fn no_panic_on_odd_inputs() {
         }
     }
 }
+
+#[test]
+fn byte_split_agrees_with_the_char_split() {
+    for s in [
+        "",
+        "?",
+        "a?b",
+        "/p?q?r",
+        "é?ü",
+        "/ö/ä",
+        "host:8080",
+        ":",
+        "a:",
+        "[::1]:80",
+    ] {
+        for b in [b'?', b':'] {
+            assert_eq!(
+                split_once_byte(s, b),
+                s.split_once(char::from(b)),
+                "{s:?} at {b}"
+            );
+        }
+    }
+}

@@ -408,7 +408,7 @@ fn route(
         TargetForm::Asterisk => return Err(bad("`*` targets are not forwarded")),
     }
     let raw = head.target.path_and_query().map_or("/", |p| p.as_str());
-    let (path, query) = match raw.split_once('?') {
+    let (path, query) = match routing::split_once_byte(raw, b'?') {
         Some((p, q)) => (p, Some(q)),
         None => (raw, None),
     };
