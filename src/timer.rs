@@ -33,19 +33,32 @@ struct Timers {
     waiting: BTreeMap<(Instant, u64), Waker>,
 }
 
-/// A future that resolves at a deadline (to the deadline).
+/// A future that resolves at a deadline (to the deadline). It can be set again, resolved
+/// or not ([`Timer::set_after`]), which is how a connection keeps one timer for all its
+/// reads instead of making one per read.
 pub struct Timer(Kind);
 
 enum Kind {
-    /// Fired by this thread's run loop. `at` none: never (a deadline past what `Instant`
-    /// can hold); `id` set once the timer waits in [`TIMERS`].
+    /// Fired by this thread's run loop.
     Local {
-        at: Option<Instant>,
-        id: Option<u64>,
+        /// When the timer resolves; none: never (a deadline past what `Instant` can hold).
+        due: Option<Instant>,
+        /// Its place in [`TIMERS`] while it waits there, at `due` or earlier: set again to a
+        /// later deadline, the timer keeps its place, and when that comes (early) the next
+        /// poll moves it to the new `due`. A connection that reads again and again moves its
+        /// read timer in the map once per timeout, not once per read.
+        entry: Option<Entry>,
         /// Only this thread's loop fires it, and only this thread may drop it.
         _thread: PhantomData<Rc<()>>,
     },
     Io(async_io::Timer),
+}
+
+/// A timer's key in [`TIMERS`] and the waker it put there.
+struct Entry {
+    at: Instant,
+    id: u64,
+    waker: Waker,
 }
 
 impl Timer {
@@ -67,65 +80,105 @@ impl Timer {
         }
     }
 
-    fn local(at: Option<Instant>) -> Timer {
+    /// Never resolves (until set).
+    pub fn never() -> Timer {
+        if LOCAL.with(Cell::get) {
+            Timer::local(None)
+        } else {
+            Timer(Kind::Io(async_io::Timer::never()))
+        }
+    }
+
+    fn local(due: Option<Instant>) -> Timer {
         Timer(Kind::Local {
-            at,
-            id: None,
+            due,
+            entry: None,
             _thread: PhantomData,
         })
     }
+
+    /// Resolve `d` from now instead (again, if it had resolved).
+    pub fn set_after(&mut self, d: Duration) {
+        match &mut self.0 {
+            Kind::Io(t) => {
+                t.set_after(d);
+            }
+            Kind::Local { due, entry, .. } => {
+                *due = Instant::now().checked_add(d);
+                // A place later than the new deadline would fire too late: give it up.
+                if let Some(e) = entry.take_if(|e| due.is_none_or(|d| e.at > d)) {
+                    remove(&e);
+                }
+            }
+        }
+    }
+}
+
+fn remove(e: &Entry) {
+    // The thread's map may be gone already when the thread itself ends.
+    let _ = TIMERS.try_with(|t| t.borrow_mut().waiting.remove(&(e.at, e.id)));
 }
 
 impl Future for Timer {
     type Output = Instant;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Instant> {
-        let (at, id) = match &mut self.0 {
+        let (due, entry) = match &mut self.0 {
             Kind::Io(t) => return Pin::new(t).poll(cx),
-            Kind::Local { at: None, .. } => return Poll::Pending,
+            Kind::Local { due: None, .. } => return Poll::Pending,
             Kind::Local {
-                at: Some(at), id, ..
-            } => (*at, id),
+                due: Some(due),
+                entry,
+                ..
+            } => (*due, entry),
         };
-        if Instant::now() >= at {
-            if let Some(id) = id.take() {
-                TIMERS.with(|t| t.borrow_mut().waiting.remove(&(at, id)));
+        let now = Instant::now();
+        if now >= due {
+            if let Some(e) = entry.take() {
+                remove(&e);
             }
-            return Poll::Ready(at);
+            return Poll::Ready(due);
         }
-        TIMERS.with(|t| {
-            let mut t = t.borrow_mut();
-            let key = match *id {
-                Some(n) => (at, n),
-                None => {
-                    let n = t.next;
-                    t.next = n.wrapping_add(1);
-                    *id = Some(n);
-                    (at, n)
-                }
-            };
-            match t.waiting.get_mut(&key) {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                Some(w) => w.clone_from(cx.waker()),
-                None => {
-                    t.waiting.insert(key, cx.waker().clone());
+        match entry {
+            // Still waiting in the map (`fire` takes only entries due by its `now`, which
+            // is not past this one).
+            Some(e) if e.at > now => {
+                if !e.waker.will_wake(cx.waker()) {
+                    e.waker.clone_from(cx.waker());
+                    TIMERS.with(|t| {
+                        if let Some(w) = t.borrow_mut().waiting.get_mut(&(e.at, e.id)) {
+                            w.clone_from(cx.waker());
+                        }
+                    });
                 }
             }
-        });
+            // None yet, or an early place whose time came (fired, or about to be).
+            _ => {
+                if let Some(e) = entry.take() {
+                    remove(&e);
+                }
+                let id = TIMERS.with(|t| {
+                    let mut t = t.borrow_mut();
+                    let id = t.next;
+                    t.next = id.wrapping_add(1);
+                    t.waiting.insert((due, id), cx.waker().clone());
+                    id
+                });
+                *entry = Some(Entry {
+                    at: due,
+                    id,
+                    waker: cx.waker().clone(),
+                });
+            }
+        }
         Poll::Pending
     }
 }
 
 impl Drop for Timer {
     fn drop(&mut self) {
-        if let Kind::Local {
-            at: Some(at),
-            id: Some(id),
-            ..
-        } = self.0
-        {
-            // The thread's map may be gone already when the thread itself ends.
-            let _ = TIMERS.try_with(|t| t.borrow_mut().waiting.remove(&(at, id)));
+        if let Kind::Local { entry: Some(e), .. } = &self.0 {
+            remove(e);
         }
     }
 }

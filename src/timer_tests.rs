@@ -56,7 +56,7 @@ fn a_dropped_timer_leaves_the_map() {
 fn a_deadline_past_what_instant_holds_never_fires() {
     crate::state::run_as_task(async {
         let mut t = Timer::after(Duration::MAX);
-        assert!(matches!(t.0, Kind::Local { at: None, .. }));
+        assert!(matches!(t.0, Kind::Local { due: None, .. }));
         assert!(poll_once(&mut t).await.is_none());
     });
 }
@@ -74,5 +74,70 @@ fn a_due_timer_resolves_when_polled_even_before_the_loop_fires_it() {
     crate::state::run_as_task(async {
         let mut t = Timer::at(Instant::now());
         assert!(poll_once(&mut t).await.is_some());
+    });
+}
+
+/// Where `t` waits in this thread's map (checked to be there), if it does.
+fn place(t: &Timer) -> Option<Instant> {
+    let Kind::Local { entry, .. } = &t.0 else {
+        panic!("not a run-loop timer");
+    };
+    let e = entry.as_ref()?;
+    TIMERS.with(|m| assert!(m.borrow().waiting.contains_key(&(e.at, e.id)), "entry gone"));
+    Some(e.at)
+}
+
+#[test]
+fn a_timer_set_later_keeps_its_place_and_resolves_at_the_new_deadline() {
+    crate::state::run_as_task(async {
+        let mut t = Timer::after(Duration::from_millis(20));
+        assert!(poll_once(&mut t).await.is_none());
+        let first = place(&t).expect("waits");
+        let before = waiting();
+        // Read after read: the deadline moves, the place in the map does not.
+        t.set_after(Duration::from_millis(60));
+        assert!(poll_once(&mut t).await.is_none());
+        assert_eq!(place(&t), Some(first));
+        assert_eq!(waiting(), before);
+        let start = Instant::now();
+        let at = (&mut t).await;
+        assert!(Instant::now() >= at, "resolved before its deadline");
+        assert!(
+            at >= start + Duration::from_millis(40),
+            "resolved at the old place"
+        );
+        assert_eq!(place(&t), None);
+    });
+}
+
+#[test]
+fn a_timer_set_earlier_moves_to_the_earlier_deadline() {
+    crate::state::run_as_task(async {
+        let mut t = Timer::after(Duration::from_secs(60));
+        assert!(poll_once(&mut t).await.is_none());
+        let far = place(&t).expect("waits");
+        t.set_after(Duration::from_millis(5));
+        assert_eq!(place(&t), None, "the later place is given up");
+        assert!(poll_once(&mut t).await.is_none());
+        assert!(place(&t).expect("waits again") < far);
+        let at = (&mut t).await;
+        assert!(Instant::now() >= at);
+        assert_eq!(place(&t), None);
+    });
+}
+
+#[test]
+fn a_resolved_timer_set_again_resolves_again() {
+    crate::state::run_as_task(async {
+        let mut t = Timer::after(Duration::from_millis(1));
+        let first = (&mut t).await;
+        t.set_after(Duration::from_millis(5));
+        assert!(
+            poll_once(&mut t).await.is_none(),
+            "resolved at once after being set"
+        );
+        let second = (&mut t).await;
+        assert!(second >= first + Duration::from_millis(5));
+        assert_eq!(place(&t), None);
     });
 }

@@ -16,7 +16,7 @@ pub struct Access {
     /// Whether access lines are written at all: when not, the request's strings are not
     /// copied (they would be allocations per request for nothing).
     enabled: bool,
-    started: Instant,
+    started: Option<Instant>,
     app: String,
     host: String,
     method: String,
@@ -31,12 +31,14 @@ pub struct Access {
 
 impl Access {
     pub fn new(cx: &ConnInfo) -> Self {
+        let enabled = log::log_enabled!(target: crate::logging::ACCESS, log::Level::Info);
         Access {
             peer: cx.peer,
             local: cx.local,
             https: cx.https,
-            enabled: log::log_enabled!(target: crate::logging::ACCESS, log::Level::Info),
-            started: Instant::now(),
+            enabled,
+            // Read only for the line's duration.
+            started: enabled.then(Instant::now),
             app: String::new(),
             host: String::new(),
             method: String::new(),
@@ -50,10 +52,10 @@ impl Access {
     }
 
     pub fn request(&mut self, head: &RequestHead, redact: bool) {
-        self.started = Instant::now();
         if !self.enabled {
             return;
         }
+        self.started = Some(Instant::now());
         self.method.clear();
         self.method.push_str(head.method.as_str());
         self.host.clear();
@@ -107,7 +109,7 @@ impl Access {
             or_dash(&self.upstream),
             self.bytes_in,
             self.bytes_out,
-            self.started.elapsed().as_secs_f64()
+            self.started.map_or(0.0, |t| t.elapsed().as_secs_f64())
         );
     }
 }

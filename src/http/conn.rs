@@ -29,6 +29,9 @@ pub struct BufStream<S> {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The read timeout, one timer for all reads: set again per read, it moves in the
+    /// thread's timer map once per timeout, not once per read (src/timer.rs).
+    timer: Timer,
 }
 
 /// Spare read buffers kept per thread (`READ_CHUNK` bytes each, already zeroed): at most
@@ -61,6 +64,7 @@ impl<S: AsyncRead + AsyncWrite + HalfClose + Unpin> BufStream<S> {
             buf: initial,
             start: 0,
             end,
+            timer: Timer::never(),
         }
     }
 
@@ -118,7 +122,7 @@ impl<S: AsyncRead + AsyncWrite + HalfClose + Unpin> BufStream<S> {
             }
         }
         let end = self.end;
-        let (io, buf) = (&mut self.io, &mut self.buf);
+        let (io, buf, timer) = (&mut self.io, &mut self.buf, &mut self.timer);
         // While the read waits and nothing is buffered, the buffer goes back to the spares.
         let read = future::poll_fn(|cx| {
             if buf.is_empty() {
@@ -141,7 +145,9 @@ impl<S: AsyncRead + AsyncWrite + HalfClose + Unpin> BufStream<S> {
             }
         });
         let n = future::or(read, async {
-            Timer::after(timeout).await;
+            // Set only when the read has to wait: a read that finds bytes reads no clock.
+            timer.set_after(timeout);
+            timer.await;
             Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("no data for {timeout:?}"),

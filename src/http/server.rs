@@ -254,7 +254,8 @@ async fn read_head<S>(
 where
     S: AsyncRead + AsyncWrite + HalfClose + Unpin,
 {
-    let mut deadline = (!client.data().is_empty()).then(|| Instant::now() + t.request_header);
+    // Set once bytes of the head are in and more must be waited for.
+    let mut deadline = None;
     // Bytes already looked at: the head is parsed again only when new bytes could finish it
     // or finish its request line, so a head trickled a byte at a time costs linear work.
     let mut seen = 0;
@@ -283,6 +284,9 @@ where
             Ok(Parsed::Partial) => {}
             Err(e) => return HeadRead::Failed(e),
         }
+        if deadline.is_none() && !client.data().is_empty() {
+            deadline = Some(Instant::now() + t.request_header);
+        }
         let idle = deadline.is_none();
         let wait = match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()),
@@ -306,9 +310,7 @@ where
                     "connection closed inside the request head",
                 ));
             }
-            Ok(_) => {
-                deadline.get_or_insert_with(|| Instant::now() + t.request_header);
-            }
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::TimedOut && !client.data().is_empty() => {
                 return HeadRead::TimedOut;
             }
