@@ -29,7 +29,7 @@ use http::header::{
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::cdn_ranges;
-use super::h1::remove_hop_by_hop;
+use super::h1::{remove_hop_by_hop, remove_if_present};
 use crate::plan::http::{TrustedProxy, UpstreamOptions};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -177,7 +177,7 @@ pub fn upstream_request_headers(headers: &mut HeaderMap, ctx: &ForwardContext<'_
 /// answering an upgrade being honoured) keeps Upgrade and sets `Connection: upgrade`.
 pub fn client_response_headers(headers: &mut HeaderMap, upgrade: bool) {
     remove_hop_by_hop(headers, upgrade);
-    headers.remove(PROXY_AUTHENTICATE);
+    remove_if_present(headers, &PROXY_AUTHENTICATE);
 }
 
 /// Whether `ip` is one of `trusted_forwarded_proxies` (a CIDR, or a CDN's published range);

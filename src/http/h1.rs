@@ -36,7 +36,9 @@ mod fields;
 mod write;
 
 pub use body::{BodyDecoder, ChunkedDecoder, Decoded, LengthBody, write_chunk, write_last_chunk};
-pub use write::{remove_hop_by_hop, set_body_framing, write_request_head, write_response_head};
+pub use write::{
+    remove_hop_by_hop, remove_if_present, set_body_framing, write_request_head, write_response_head,
+};
 
 use fields::{Halt, has_token, take_line};
 pub use fields::{header_map, recycle};

@@ -154,7 +154,7 @@ where
         forward::upstream_request_headers(&mut headers, &fcx);
         // `TE: trailers` matters to HTTP/2 upstreams (gRPC); on HTTP/1.1 it would be a
         // hop-by-hop field without the `Connection: te` that makes it legal.
-        headers.remove(TE);
+        h1::remove_if_present(&mut headers, &TE);
         if !headers.contains_key(HOST) {
             if let Ok(v) = HeaderValue::from_str(&up.authority) {
                 headers.insert(HOST, v);
