@@ -29,7 +29,7 @@ type Upstream = UpstreamIo;
 #[allow(clippy::too_many_arguments)]
 pub async fn forward<S>(
     client: &mut BufStream<S>,
-    head: RequestHead,
+    head: Box<RequestHead>,
     routed: Routed,
     route: &HttpRoute,
     state: &RouteState,

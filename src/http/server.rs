@@ -208,7 +208,7 @@ where
                 access.request(&head, engine.plan.redact_query_in_access_log);
                 // Boxed: an idle keep-alive connection waits in `read_head` and should not
                 // carry a request's state (forwarding, upstream IO) in its task meanwhile.
-                Box::pin(handle(client, *head, &engine, cx, shared, &mut access)).await
+                Box::pin(handle(client, head, &engine, cx, shared, &mut access)).await
             }
             HeadRead::Closed => return,
             HeadRead::Failed(e) => {
@@ -341,7 +341,7 @@ pub struct Routed {
 /// Route one request and answer it (proxy, built-in page, or error).
 async fn handle<S>(
     client: &mut BufStream<S>,
-    head: RequestHead,
+    head: Box<RequestHead>,
     engine: &Rc<Engine>,
     cx: &ConnInfo,
     shared: &Rc<Shared>,
