@@ -686,6 +686,7 @@ main() {
     meta "CPU placement" "taskset: load generators on CPU $CPU_LOAD, the proxy under test on CPU $CPU_PROXY, backends on CPU $CPU_BACKEND; the same for every contender. Proxies run one worker/thread (nginx worker_processes 1, haproxy nbthread 1, caddy GOMAXPROCS follows its 1-CPU affinity, sluice and sslh-select are single-threaded)."
     meta settings "BENCH_RUNS=$RUNS, BENCH_SECONDS=$SECS, BENCH_CONNS=$CONNS, BENCH_COLD_RUNS=$COLD_RUNS; open-file limit $FD_LIMIT (hard limit here), so haproxy maxconn $HAPROXY_MAXCONN (sluice tcp_max_connections 20000, nginx worker_connections 20000)"
     meta logging "off for everyone: SLUICE_LOG=warn, nginx access_log off (stream: none), haproxy no log, sslh log_level 0, caddy no log directive"
+    meta "forwarding fields" "the same for every HTTP contender: X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Port and X-Real-IP to the backend (sluice's defaults; set in bench/conf for nginx, haproxy and caddy)"
     meta sluice "$("$SLUICE" -V 2>&1 | head -n1), commit $commit, static musl build"
     meta nginx "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
     meta haproxy "$(haproxy -v 2>/dev/null | head -n1 | sed 's/ - https.*//')"
