@@ -295,11 +295,13 @@ fn interest(reads: bool) -> epoll::EventFlags {
 }
 
 /// Make this thread's set now, before its sockets need it (the run loop makes it when it
-/// starts, which may be after the first listeners are bound); a failure is logged.
-pub fn prepare() {
-    if let Err(e) = LoopSet::open() {
-        log::error!("cannot make this worker's epoll set for TCP sockets yet: {e}");
-    }
+/// starts, which may be after the first listeners are bound).
+///
+/// # Errors
+/// As [`LoopSet::open`] (out of descriptors or memory): without its set a worker could not
+/// accept, connect or relay anything, so the caller refuses the configuration.
+pub fn prepare() -> io::Result<()> {
+    LoopSet::open().map(drop)
 }
 
 /// A non-blocking TCP stream in this thread's edge-triggered set.

@@ -170,7 +170,8 @@ impl Supervisor {
         if !wanted.is_empty() {
             // Before the first connection: the set's descriptors are then part of the
             // process's base, not taken from a connection when descriptors are short.
-            crate::edge::prepare();
+            crate::edge::prepare()
+                .map_err(|e| format!("cannot make this worker's epoll set: {e}"))?;
         }
 
         // Draining UDP listeners whose loop has ended are gone for good (their socket is

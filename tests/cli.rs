@@ -165,3 +165,58 @@ fn unknown_flag_is_an_error() {
         "the error names the flag: {all}"
     );
 }
+
+/// Under a tiny open-file limit, sluice refuses to start with a line that says why: it
+/// neither aborts half-way (async-io's reactor panics when it cannot make its epoll set)
+/// nor runs with every accept failing. With enough descriptors it serves.
+#[test]
+fn a_tiny_open_file_limit_is_refused_plainly_and_a_sufficient_one_serves() {
+    let backend = TcpBackend::echo("A");
+    let port = free_port();
+    let dir = TempDir::new("nofile");
+    let config = dir.path().join("sluice.toml");
+    fs::write(&config, tcp_config(port, &[backend.addr()], "none", "")).unwrap();
+    let run = |limit: u32| {
+        std::process::Command::new("prlimit")
+            .arg(format!("--nofile={limit}:{limit}"))
+            .arg(sluice_bin())
+            .arg("-c")
+            .arg(&config)
+            .env("SLUICE_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("prlimit (util-linux)")
+    };
+    for limit in [5, 6, 8, 16, 32, 63] {
+        let out = run(limit).wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "limit {limit}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "the open file limit is {limit}; sluice needs at least 64"
+            )),
+            "limit {limit}: {stderr}"
+        );
+    }
+    let mut child = run(64);
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in std::io::BufRead::lines(stderr) {
+        let line = line.unwrap();
+        let ready = line.contains("ready:");
+        seen.push(line);
+        if ready {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("ready:")),
+        "{seen:#?}"
+    );
+    let (_c, name) = hello(local(port));
+    assert_eq!(name, "A");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
