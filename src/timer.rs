@@ -114,6 +114,27 @@ impl Timer {
     }
 }
 
+impl Timer {
+    /// Let go of the waker of the task that last waited on this timer, keeping the timer's
+    /// place (a pooled connection's read timer: the next task to read puts its own waker
+    /// there). Until then, a place that comes due wakes no one.
+    pub fn forget_waker(&mut self) {
+        let Kind::Local { entry: Some(e), .. } = &mut self.0 else {
+            return;
+        };
+        let noop = Waker::noop();
+        if e.waker.will_wake(noop) {
+            return;
+        }
+        e.waker.clone_from(noop);
+        TIMERS.with(|t| {
+            if let Some(w) = t.borrow_mut().waiting.get_mut(&(e.at, e.id)) {
+                w.clone_from(noop);
+            }
+        });
+    }
+}
+
 fn remove(e: &Entry) {
     // The thread's map may be gone already when the thread itself ends.
     let _ = TIMERS.try_with(|t| t.borrow_mut().waiting.remove(&(e.at, e.id)));

@@ -141,3 +141,40 @@ fn a_resolved_timer_set_again_resolves_again() {
         assert_eq!(place(&t), None);
     });
 }
+
+/// A waker that counts its wakes (and, through its `Arc`, who holds it).
+struct Counting(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Counting {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_forgotten_waker_is_let_go_and_the_timer_keeps_its_place() {
+    crate::state::run_as_task(async {
+        let task = std::sync::Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(task.clone());
+        let mut t = Timer::after(Duration::from_millis(5));
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut t).poll(&mut cx).is_pending());
+        let at = place(&t).expect("waits");
+        assert_eq!(
+            std::sync::Arc::strong_count(&task),
+            4,
+            "ours, the waker, the map, the timer"
+        );
+        t.forget_waker();
+        assert_eq!(
+            std::sync::Arc::strong_count(&task),
+            2,
+            "ours and the waker only"
+        );
+        assert_eq!(place(&t), Some(at));
+        // Its place comes due and wakes no one; the next waiter is woken in time.
+        let resolved = (&mut t).await;
+        assert!(resolved >= at);
+        assert_eq!(task.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    });
+}

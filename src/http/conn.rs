@@ -95,6 +95,8 @@ impl<S: AsyncRead + AsyncWrite + HalfClose + Unpin> BufStream<S> {
         if self.end == 0 && !self.buf.is_empty() {
             spare_give(std::mem::take(&mut self.buf));
         }
+        // The task that read last may end while this stream idles: hold nothing of it.
+        self.timer.forget_waker();
     }
 
     /// Whether this stream holds a read buffer now.

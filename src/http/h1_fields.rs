@@ -123,6 +123,8 @@ pub(super) fn field_line(
         Some(b'\r') => {
             return match rest.get(1) {
                 None => Err(partial()),
+                // The empty line counts against the section's budget like any other.
+                Some(b'\n') if limit < 2 => Err(Halt::Fail(too_long)),
                 Some(b'\n') => {
                     r.take(2).map_err(|_| Halt::Partial)?;
                     Ok(None)

@@ -903,3 +903,41 @@ fn the_word_at_a_time_value_scan_stops_where_the_byte_scan_does() {
         }
     }
 }
+
+#[test]
+fn the_empty_line_that_ends_a_section_counts_against_its_budget() {
+    let mut r = crate::wire::Reader::new(b"A: bcd\r\n\r\n");
+    assert!(matches!(
+        fields::section(&mut r, 8, "over"),
+        Err(fields::Halt::Fail(H1Error::HeadersTooLarge("over")))
+    ));
+    let mut r = crate::wire::Reader::new(b"A: bcd\r\n\r\n");
+    assert!(
+        fields::section(&mut r, 10, "over").is_ok(),
+        "exactly the budget"
+    );
+}
+
+#[test]
+fn a_header_section_two_bytes_over_its_limit_is_refused_whole_or_split() {
+    let head = "Host: a\r\n";
+    let pad = MAX_HEADER_BYTES - head.len() - "X: \r\n".len();
+    let req = format!("GET / HTTP/1.1\r\n{head}X: {}\r\n\r\n", "v".repeat(pad));
+    let too_large = Some(H1Error::HeadersTooLarge(
+        "header section over MAX_HEADER_BYTES",
+    ));
+    assert_eq!(parse_request(req.as_bytes()).err(), too_large);
+    // Without its final CRLF (still to come): the same answer.
+    assert_eq!(
+        parse_request(&req.as_bytes()[..req.len() - 2]).err(),
+        too_large
+    );
+}
+
+#[test]
+fn a_trailer_section_two_bytes_over_its_limit_is_refused() {
+    let pad = MAX_TRAILER_BYTES - "X: \r\n".len();
+    let body = format!("0\r\nX: {}\r\n\r\n", "v".repeat(pad));
+    let mut d = ChunkedDecoder::new(u64::MAX);
+    assert!(d.decode(body.as_bytes()).is_err());
+}
