@@ -112,9 +112,7 @@ impl Timer {
             }
         }
     }
-}
 
-impl Timer {
     /// Let go of the waker of the task that last waited on this timer, keeping the timer's
     /// place (a pooled connection's read timer: the next task to read puts its own waker
     /// there). Until then, a place that comes due wakes no one.
