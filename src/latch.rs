@@ -105,4 +105,4 @@ impl Drop for Wait {
 
 #[cfg(test)]
 #[path = "latch_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -4,8 +4,9 @@ use std::task::Wake;
 
 use super::*;
 
-/// A waker that counts its wakes.
-struct Count(AtomicUsize);
+/// A waker that counts its wakes (and, through its `Arc`, who holds it); the timer tests use
+/// it too.
+pub(crate) struct Count(pub(crate) AtomicUsize);
 
 impl Wake for Count {
     fn wake(self: Arc<Self>) {
@@ -13,7 +14,7 @@ impl Wake for Count {
     }
 }
 
-fn counter() -> (Arc<Count>, Waker) {
+pub(crate) fn counter() -> (Arc<Count>, Waker) {
     let count = Arc::new(Count(AtomicUsize::new(0)));
     (count.clone(), Waker::from(count))
 }

@@ -142,20 +142,10 @@ fn a_resolved_timer_set_again_resolves_again() {
     });
 }
 
-/// A waker that counts its wakes (and, through its `Arc`, who holds it).
-struct Counting(std::sync::atomic::AtomicUsize);
-
-impl std::task::Wake for Counting {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 #[test]
 fn a_forgotten_waker_is_let_go_and_the_timer_keeps_its_place() {
     crate::state::run_as_task(async {
-        let task = std::sync::Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
-        let waker = Waker::from(task.clone());
+        let (task, waker) = crate::latch::tests::counter();
         let mut t = Timer::after(Duration::from_millis(5));
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut t).poll(&mut cx).is_pending());

@@ -238,13 +238,13 @@ fn parse_node(entry: &[u8]) -> Option<IpAddr> {
 /// An address as text, on the stack: what X-Forwarded-For and X-Real-IP carry. IPv4, what
 /// nearly every request has, is written by hand; `Display` through `core::fmt` cost about
 /// 600 instructions an address, twice per proxied request (a sixth of the rewrites' cost).
-pub(super) struct IpText {
+struct IpText {
     buf: [u8; 45],
     len: usize,
 }
 
 impl IpText {
-    pub(super) fn new(ip: IpAddr) -> IpText {
+    fn new(ip: IpAddr) -> IpText {
         let mut text = IpText {
             buf: [0; 45],
             len: 0,
@@ -281,7 +281,7 @@ impl IpText {
         }
     }
 
-    pub(super) fn as_bytes(&self) -> &[u8] {
+    fn as_bytes(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }
 }
